@@ -1,0 +1,30 @@
+# The two commands of the README. Both create .venv on first use (Python >= 3.10).
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+CORES ?= 8
+STAMP := $(VENV)/.installed
+
+.PHONY: run test lint clean-results
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[test,slurm]'
+	touch $(STAMP)
+
+## run: the default sweep (config.yaml) with snakemake --cores $(CORES)
+run: $(STAMP)
+	PATH=$(abspath $(BIN)):$$PATH snakemake --cores $(CORES)
+
+## test: the whole test suite
+test: $(STAMP)
+	PATH=$(abspath $(BIN)):$$PATH python -m pytest $(PYTEST_ARGS)
+
+## lint: snakemake --lint and snakefmt --check
+lint: $(STAMP)
+	PATH=$(abspath $(BIN)):$$PATH snakemake --lint
+	PATH=$(abspath $(BIN)):$$PATH snakefmt --check Snakefile workflow/rules
+
+clean-results:
+	rm -rf results .snakemake
