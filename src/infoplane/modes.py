@@ -93,6 +93,10 @@ class Mode:
         """Called after the batches of `epoch` (learning-rate schedules step here)."""
 
     # -- evaluation -----------------------------------------------------------------
+    def eval_input(self, x: torch.Tensor) -> torch.Tensor:
+        """What the network is fed at evaluation and snapshot time (e.g. a neutral label for ff)."""
+        return x
+
     def head_logits(self, outputs: list[torch.Tensor]) -> dict[int, torch.Tensor]:
         """Per-layer auxiliary predictions from `model.layer_outputs(x)`; {} if the mode has none."""
         return {}
