@@ -1,8 +1,8 @@
 localrules:
-    plot_run_grid,
+    plot,
 
 
-rule plot_run_grid:
+rule plot:
     input:
         hsic=f"{R}/tables/hsic.parquet",
         metrics=f"{R}/tables/metrics.parquet",
