@@ -2,7 +2,6 @@
 # measure normalized HSIC, and aggregate into tables and plots. See README.md.
 from snakemake.utils import min_version
 
-
 min_version("9.0")
 
 
@@ -18,6 +17,6 @@ include: "workflow/rules/plots.smk"
 
 
 rule all:
+    default_target: True
     input:
         final_outputs(),
-    default_target: True
