@@ -1,3 +1,8 @@
+# Local on a cluster: downloads need the internet, which compute nodes often lack.
+localrules:
+    prepare_data,
+
+
 rule prepare_data:
     output:
         f"{R}/data/{{dataset}}/probe.pt",
