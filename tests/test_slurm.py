@@ -58,7 +58,8 @@ def _cluster_problem() -> str | None:
     except subprocess.TimeoutExpired:
         return "no SLURM cluster: `sinfo` did not answer within 30 s"
     if out.returncode != 0:
-        return f"no SLURM cluster: `sinfo` failed ({out.stderr.strip()}); start one: `tests/slurm/cluster.sh start`"
+        why = (out.stderr.strip().splitlines() or ["no message"])[-1]
+        return f"no SLURM cluster: `sinfo` failed ({why}); start one: `tests/slurm/cluster.sh start`"
     nodes = [line.split() for line in out.stdout.splitlines() if line.strip()]
     usable = [gres for state, gres in nodes if state in ("idle", "mix", "alloc", "comp")]
     if not usable:
