@@ -17,8 +17,10 @@ Test-only flags: without slurmdbd (as in cluster.sh) `sacct` fails, so snakemake
 from __future__ import annotations
 
 import copy
+import os
 import re
 import shutil
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -33,11 +35,11 @@ PROFILE = REPO / "workflow" / "profiles" / "slurm"
 SNAKEMAKE_TIMEOUT = 600  # s per snakemake call; a snakemake stuck polling ignores SIGTERM
 
 # Two runs (mlp, e2e and layer-wise) on 1,000 training images, one of which is killed after
-# its first epoch: 6 epochs leave time to hit the job before it finishes.
+# its first epoch: 3 more epochs leave time to hit the job before it finishes.
 CONFIG = copy.deepcopy(TINY) | {
     "experiment": "slurm-test",
-    "training": {"epochs": 6, "batch_size": 64, "train_eval_size": 500},
-    "snapshots": {"every": 3, "probe_size": 256},
+    "training": {"epochs": 4, "batch_size": 64, "train_eval_size": 500},
+    "snapshots": {"every": 2, "probe_size": 256},
 }
 RUNS = [("mnist5k", "mlp", mode, 0) for mode in CONFIG["modes"]]
 TABLES = ["metrics.parquet", "hsic.parquet"]
@@ -90,14 +92,21 @@ def _snakemake(workdir: Path, *args: str, environ=None, background=False):
     """This repo's snakemake on config.yaml in `workdir`; SIGKILLed after SNAKEMAKE_TIMEOUT."""
     cmd = ["timeout", "-s", "KILL", str(SNAKEMAKE_TIMEOUT), *snakemake_cmd(workdir, workdir / "config.yaml", *args)]
     log = open(workdir / f"snakemake-{time.monotonic_ns()}.log", "w+")
-    proc = subprocess.Popen(cmd, cwd=workdir, env=environ or _env(), stdout=log, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        cmd, cwd=workdir, env=environ or _env(), stdout=log, stderr=subprocess.STDOUT, text=True, start_new_session=True
+    )
+    _STARTED.append(proc)
     return (proc, log) if background else _finish(proc, log)
 
 
 def _finish(proc, log) -> tuple[int, str]:
     proc.wait()
-    log.seek(0)
-    return proc.returncode, log.read()
+    with log:
+        log.seek(0)
+        return proc.returncode, log.read()
+
+
+_STARTED: list[subprocess.Popen] = []  # snakemake processes, killed at teardown if still running
 
 
 def _tables(workdir: Path) -> dict[str, pd.DataFrame]:
@@ -147,6 +156,11 @@ def workdirs(tmp_path):
     for workdir in dirs.values():
         write_config(workdir, CONFIG, "config.yaml")
     yield dirs
+    while _STARTED:
+        proc = _STARTED.pop()
+        if proc.poll() is None:  # a failed assertion left it running: kill `timeout` and snakemake
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
     _cancel_jobs_under(tmp_path)
 
 
@@ -180,7 +194,10 @@ def test_sweep_on_slurm_survives_scancel_and_equals_local_run(workdirs):
     assert not (results / "runs" / _run_dir(killed) / "metrics.parquet").exists()
 
     # 2. Run again: the sweep completes, and the killed run continues from its checkpoint.
+    # Meanwhile the same config runs locally, for step 4 (most of step 2 is waiting on SLURM).
     started = time.monotonic()
+    local = workdirs["local"]
+    local_run = _snakemake(local, "--cores", "2", "--set-threads", *_profile_threads(), background=True)
     code, second = _snakemake(work, *_slurm_args())
     print(f"second slurm run (resume and finish): {time.monotonic() - started:.0f} s")
     assert code == 0, second[-4000:]
@@ -196,10 +213,8 @@ def test_sweep_on_slurm_survives_scancel_and_equals_local_run(workdirs):
     assert _slurm_job_in_log(train_log) != job, "the resumed train ran in a new SLURM job"
 
     # 4. Same tables as a local run of the same config with the same thread counts.
-    local = workdirs["local"]
-    started = time.monotonic()
-    code, out = _snakemake(local, "--cores", "2", "--set-threads", *_profile_threads())
-    print(f"local run: {time.monotonic() - started:.0f} s")
+    code, out = _finish(*local_run)
+    print(f"local run finished after {time.monotonic() - started:.0f} s")
     assert code == 0, out[-4000:]
     for run in RUNS:
         assert _slurm_job_in_log(local / "results" / "logs" / "train" / f"{_run_dir(run)}.log") is None
