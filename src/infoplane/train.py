@@ -1,0 +1,338 @@
+"""Train one run (dataset, arch, mode, seed); save per-epoch metrics and activation snapshots.
+
+Resumable: after every epoch the whole training state goes atomically to
+`<checkpoint_dir>/state.pt`, and snapshots are staged beside it. A killed job restarted
+with the same settings continues from the last finished epoch and ends with the same
+numbers as an uninterrupted run, because every random draw of epoch e (shuffling,
+augmentation, a mode's own sampling) comes from generators seeded by (seed, e). The
+declared outputs (snapshot files, metrics table) are written only when the run is done.
+
+    python -m infoplane.train --dataset mnist5k --arch lenet5 --mode e2e --seed 0 \
+        --settings '{"training": ..., "snapshots": ..., "data": ..., "device": "auto"}' \
+        --probe-data results/data/mnist5k/probe.pt --checkpoint-dir ... \
+        --snapshot-dir ... --metrics ...
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import hashlib
+import json
+import logging
+import math
+import os
+import shutil
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import torch
+from torch.nn import functional as F
+from tqdm import tqdm
+
+from . import config as config_mod
+from . import data, io, models, runtime
+from .modes import make_mode
+
+log = logging.getLogger("infoplane")
+
+# Purposes for derived seeds (never reuse one for two kinds of draws).
+_SHUFFLE, _AUGMENT, _MODE_RNG, _TRAIN_EVAL = 1, 2, 3, 4
+
+
+class DivergedError(RuntimeError):
+    """Training produced a non-finite loss."""
+
+
+@dataclass(frozen=True)
+class Run:
+    dataset: str
+    arch: str
+    mode: str
+    seed: int
+
+    def columns(self) -> dict:
+        return {"dataset": self.dataset, "arch": self.arch, "mode": self.mode, "seed": self.seed}
+
+
+def snapshot_name(epoch: int) -> str:
+    return f"epoch{epoch}.pt"
+
+
+def settings_signature(run: Run, settings: Mapping) -> str:
+    """Hash of everything that determines the run's numbers; a checkpoint resumes only if equal."""
+    blob = json.dumps({"run": run.columns(), "settings": settings}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def _batches(n: int, batch_size: int, generator: torch.Generator | None):
+    order = torch.randperm(n, generator=generator) if generator is not None else torch.arange(n)
+    for start in range(0, n, batch_size):
+        yield order[start : start + batch_size]
+
+
+class Trainer:
+    """Holds the data, model and mode of one run and walks its epochs."""
+
+    def __init__(self, run: Run, settings: Mapping, probe: Mapping, device: torch.device) -> None:
+        self.run, self.settings, self.device = run, settings, device
+        self.training = dict(settings["training"])
+        runtime.make_deterministic(device)
+        runtime.seed_everything(run.seed)
+
+        dataset = data.load(run.dataset, settings["data"]["root"], settings["data"]["download"])
+        self.dataset = dataset
+        keep = data.subset_indices(len(dataset.train_y), settings["data"].get("train_limit"))
+        self.train_x = dataset.train_x[keep].to(device)
+        self.train_y = dataset.train_y[keep].to(device)
+        self.test_x = dataset.test_x.to(device)
+        self.test_y = dataset.test_y.to(device)
+        eval_n = min(self.training.get("train_eval_size", 10000), len(self.train_y))
+        gen = torch.Generator().manual_seed(runtime.derived_seed(run.seed, 0, _TRAIN_EVAL))
+        self.train_eval_idx = torch.randperm(len(self.train_y), generator=gen)[:eval_n].sort().values.to(device)
+        self.probe_x = probe["x"].to(device)
+
+        torch.manual_seed(run.seed)
+        self.model = models.build(run.arch, dataset.in_shape, dataset.num_classes).to(device)
+        self.memory_format = torch.preserve_format
+        if device.type == "cuda" and self.training.get("channels_last", True) and len(dataset.in_shape) == 3:
+            self.memory_format = torch.channels_last
+            self.model = self.model.to(memory_format=torch.channels_last)
+        names = config_mod.augmentations(settings, dataset.augment)
+        self.augmenter = data.Augmenter(names)
+        self.mode = make_mode(run.mode, self.model, self.training, augment=self.augmenter)
+        self.use_amp = device.type == "cuda" and bool(self.training.get("amp", False))
+
+    # -- data -------------------------------------------------------------------------
+    def _inputs(self, images: torch.Tensor) -> torch.Tensor:
+        return self.dataset.normalize(images).contiguous(memory_format=self.memory_format)
+
+    def _autocast(self):
+        if self.use_amp:
+            return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    # -- one epoch ----------------------------------------------------------------------
+    def train_epoch(self, epoch: int) -> float:
+        seed = self.run.seed
+        torch.manual_seed(runtime.derived_seed(seed, epoch, _MODE_RNG))
+        self.augmenter.reseed(runtime.derived_seed(seed, epoch, _AUGMENT))
+        shuffle = torch.Generator().manual_seed(runtime.derived_seed(seed, epoch, _SHUFFLE))
+        self.model.train()
+        self.mode.start_epoch(epoch)
+        n, batch_size = len(self.train_y), self.training["batch_size"]
+        total = torch.zeros((), device=self.device, dtype=torch.float64)
+        steps = 0
+        bar = tqdm(
+            _batches(n, batch_size, shuffle),
+            total=math.ceil(n / batch_size),
+            desc=f"epoch {epoch}/{self.training['epochs']}",
+            leave=False,
+            mininterval=2.0,
+            disable=None,
+        )
+        for idx in bar:
+            idx = idx.to(self.device, non_blocking=True)
+            with self._autocast():
+                loss = self.mode.train_step(self._inputs(self.train_x[idx]), self.train_y[idx])
+            total += loss.double()
+            steps += 1
+        self.mode.end_epoch(epoch)
+        mean_loss = float(total / max(steps, 1))
+        if not math.isfinite(mean_loss):
+            raise DivergedError(
+                f"run {self.run} diverged at epoch {epoch}: training loss is {mean_loss}. "
+                "Lower training.lr or change the optimizer; the rest of the sweep is unaffected."
+            )
+        return mean_loss
+
+    # -- evaluation ---------------------------------------------------------------------
+    @torch.no_grad()
+    def evaluate(self, epoch: int) -> list[dict]:
+        """Loss and accuracy of the final classifier (and of each head) on train and test."""
+        self.model.eval()
+        rows = []
+        splits = {
+            "train": (self.train_x[self.train_eval_idx], self.train_y[self.train_eval_idx]),
+            "test": (self.test_x, self.test_y),
+        }
+        last = len(self.model.layer_names) - 1
+        for split, (images, labels) in splits.items():
+            sums: dict[int, list[float]] = {}
+            for idx in _batches(len(labels), self.training.get("eval_batch_size", 1000), None):
+                idx = idx.to(self.device)
+                outputs = self.model.layer_outputs(self.mode.eval_input(self._inputs(images[idx])))
+                y = labels[idx]
+                logits = {**self.mode.head_logits(outputs), last: outputs[-1]}
+                for layer, z in logits.items():
+                    z = z.float()
+                    acc = sums.setdefault(layer, [0.0, 0.0])
+                    acc[0] += float(F.cross_entropy(z, y, reduction="sum"))
+                    acc[1] += float((z.argmax(1) == y).sum())
+            for layer in sorted(sums):
+                loss_sum, correct = sums[layer]
+                rows.append(
+                    {
+                        **self.run.columns(),
+                        "epoch": epoch,
+                        "split": split,
+                        "layer": layer,
+                        "layer_name": self.model.layer_names[layer],
+                        "loss": loss_sum / len(labels),
+                        "accuracy": correct / len(labels),
+                    }
+                )
+        return rows
+
+    @torch.no_grad()
+    def snapshot(self, epoch: int) -> dict:
+        """Activations of every layer on the probe set, stored in the configured dtype."""
+        self.model.eval()
+        dtype = getattr(torch, self.settings["snapshots"]["dtype"])
+        chunks: list[list[torch.Tensor]] = []
+        for idx in _batches(len(self.probe_x), self.training.get("eval_batch_size", 1000), None):
+            x = self.probe_x[idx.to(self.device)].contiguous(memory_format=self.memory_format)
+            chunks.append([o.float().cpu() for o in self.model.layer_outputs(self.mode.eval_input(x))])
+        layers = []
+        for name, parts in zip(self.model.layer_names, zip(*chunks)):
+            full = torch.cat(parts).contiguous()
+            stored = full.to(dtype)
+            if not torch.isfinite(stored).all():
+                if torch.isfinite(full).all():
+                    log.warning("layer %s overflows %s at epoch %d; stored as float32", name, dtype, epoch)
+                    stored = full
+                else:
+                    raise DivergedError(f"run {self.run}: layer {name} has non-finite activations at epoch {epoch}")
+            layers.append(stored)
+        return {"epoch": epoch, "layer_names": list(self.model.layer_names), "layers": layers}
+
+    # -- checkpoint ---------------------------------------------------------------------
+    def state(self, epoch: int, history: list[dict], signature: str) -> dict:
+        return {
+            "signature": signature,
+            "epoch": epoch,
+            "model": self.model.state_dict(),
+            "mode": self.mode.state_dict(),
+            "history": history,
+        }
+
+    def restore(self, state: Mapping) -> None:
+        self.model.load_state_dict(state["model"])
+        self.mode.load_state_dict(state["mode"])
+
+
+def train_run(
+    run: Run,
+    settings: Mapping,
+    probe_path: Path,
+    checkpoint_dir: Path,
+    snapshot_dir: Path,
+    metrics_path: Path,
+    device: torch.device,
+    stop_after: int | None = None,
+) -> pd.DataFrame | None:
+    """Train (or resume) one run; `stop_after` ends early after that epoch (tests of resume)."""
+    probe = io.torch_load(probe_path)
+    epochs = settings["training"]["epochs"]
+    snap_epochs = set(settings["snapshots"]["epochs"])
+    signature = settings_signature(run, settings)
+    state_path = checkpoint_dir / "state.pt"
+    staged = checkpoint_dir / "snapshots"
+
+    trainer = Trainer(run, settings, probe, device)
+    start, history = 0, []
+    if state_path.exists():
+        state = io.torch_load(state_path, map_location=device)
+        if state.get("signature") == signature:
+            trainer.restore(state)
+            start, history = state["epoch"], list(state["history"])
+            log.info("resuming %s from its checkpoint at epoch %d", run, start)
+        else:
+            log.warning("checkpoint %s was made with other settings; starting afresh", state_path)
+    if start == 0 and not history:
+        shutil.rmtree(staged, ignore_errors=True)
+        history = trainer.evaluate(0)
+        if 0 in snap_epochs:
+            _stage(trainer, 0, staged, probe)
+        io.torch_save(trainer.state(0, history, signature), state_path)
+
+    for epoch in range(start + 1, epochs + 1):
+        train_loss = trainer.train_epoch(epoch)
+        rows = trainer.evaluate(epoch)
+        history.extend(rows)
+        test_acc = next(r["accuracy"] for r in rows if r["split"] == "test" and r["layer_name"] == "classifier")
+        log.info("%s epoch %d/%d: train loss %.4f, test accuracy %.4f", run, epoch, epochs, train_loss, test_acc)
+        if epoch in snap_epochs:
+            _stage(trainer, epoch, staged, probe)
+        io.torch_save(trainer.state(epoch, history, signature), state_path)
+        if stop_after is not None and epoch >= stop_after and epoch < epochs:
+            log.info("stopping after epoch %d as asked", epoch)
+            return None
+
+    for epoch in sorted(snap_epochs):
+        _publish(staged / snapshot_name(epoch), snapshot_dir / snapshot_name(epoch))
+    table = metrics_frame(history)
+    io.write_parquet(table, metrics_path)
+    return table
+
+
+def _stage(trainer: Trainer, epoch: int, staged: Path, probe: Mapping) -> None:
+    snap = trainer.snapshot(epoch)
+    snap["indices"] = probe["indices"]
+    io.torch_save(snap, staged / snapshot_name(epoch))
+
+
+def _publish(src: Path, dst: Path) -> None:
+    """Hard-link (or copy) a staged snapshot onto its declared output path, atomically."""
+    with io.atomic_path(dst) as tmp:
+        tmp.unlink()
+        try:
+            os.link(src, tmp)
+        except OSError:
+            shutil.copyfile(src, tmp)
+
+
+METRICS_COLUMNS = {
+    "dataset": "string",
+    "arch": "string",
+    "mode": "string",
+    "seed": "int64",
+    "epoch": "int64",
+    "split": "string",
+    "layer": "int64",
+    "layer_name": "string",
+    "loss": "float64",
+    "accuracy": "float64",
+}
+
+
+def metrics_frame(rows: list[dict]) -> pd.DataFrame:
+    return pd.DataFrame(rows, columns=list(METRICS_COLUMNS)).astype(METRICS_COLUMNS)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m infoplane.train", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--dataset", required=True)
+    parser.add_argument("--arch", required=True)
+    parser.add_argument("--mode", required=True)
+    parser.add_argument("--seed", type=int, required=True)
+    parser.add_argument("--settings", required=True, help="JSON: training, snapshots (with resolved epochs), data, device")
+    parser.add_argument("--probe-data", type=Path, required=True)
+    parser.add_argument("--checkpoint-dir", type=Path, required=True)
+    parser.add_argument("--snapshot-dir", type=Path, required=True)
+    parser.add_argument("--metrics", type=Path, required=True)
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--stop-after", type=int, default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    settings = json.loads(args.settings)
+    device = runtime.setup_job(args.threads, settings.get("device", "auto"))
+    run = Run(args.dataset, args.arch, args.mode, args.seed)
+    train_run(
+        run, settings, args.probe_data, args.checkpoint_dir, args.snapshot_dir, args.metrics, device, args.stop_after
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,28 @@
+localrules:
+    aggregate,
+
+
+rule aggregate:
+    input:
+        metrics=run_paths(f"{R}/runs/{RUN}/metrics.parquet"),
+        hsic=run_paths(f"{R}/hsic/{RUN}.parquet"),
+    output:
+        metrics=f"{R}/tables/metrics.parquet",
+        hsic=f"{R}/tables/hsic.parquet",
+        accuracy=report(
+            f"{R}/tables/accuracy.md",
+            caption="../report/accuracy.rst",
+            category="Tables",
+        ),
+    params:
+        experiment=config["experiment"],
+    log:
+        f"{R}/logs/aggregate.log",
+    conda:
+        "../envs/infoplane.yaml"
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    shell:
+        "python -m infoplane.aggregate --metrics {input.metrics:q} --hsic {input.hsic:q}"
+        " --experiment {params.experiment:q} --out-dir {R}/tables > {log:q} 2>&1"
