@@ -175,7 +175,7 @@ def test_cli_with_one_seed_and_one_mode(tmp_path, capsys):
     assert main(args + ["--out", str(out), "--experiment", "tiny"]) == 0
     claims = pd.read_parquet(out / "claims.parquet")
     assert set(claims["verdict"]) == {"inconclusive"}
-    assert "1 seeds per cell" in (out / "table1_accuracy.md").read_text()
+    assert "1 seed per cell" in (out / "table1_accuracy.md").read_text()
     assert "claim 1: inconclusive" in capsys.readouterr().err
 
 

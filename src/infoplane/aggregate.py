@@ -1,7 +1,7 @@
 """Concatenate per-run tables into results/tables/*.parquet and the accuracy summary.
 
     python -m infoplane.aggregate --metrics runs/.../metrics.parquet ... --hsic hsic/...parquet ... \
-        --out-dir results/tables
+        [--probes probes/...parquet ...] --out-dir results/tables
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import pandas as pd
 
 from . import io
 from .measure import HSIC_COLUMNS
+from .probes import PROBES_COLUMNS
 from .train import METRICS_COLUMNS
 
 RUN_KEYS = ["dataset", "arch", "mode", "seed"]
@@ -66,6 +67,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m infoplane.aggregate", description=__doc__.split("\n\n")[0])
     parser.add_argument("--metrics", type=Path, nargs="+", required=True)
     parser.add_argument("--hsic", type=Path, nargs="+", required=True)
+    parser.add_argument("--probes", type=Path, nargs="*", default=[], help="per-run probe tables -> probes.parquet")
     parser.add_argument("--experiment", default="")
     parser.add_argument("--out-dir", type=Path, required=True)
     args = parser.parse_args(argv)
@@ -73,6 +75,9 @@ def main(argv: list[str] | None = None) -> None:
     hsic = concat(args.hsic, HSIC_COLUMNS, [*RUN_KEYS, "estimator", "epoch", "layer"])
     io.write_parquet(metrics, args.out_dir / "metrics.parquet")
     io.write_parquet(hsic, args.out_dir / "hsic.parquet")
+    if args.probes:
+        probes = concat(args.probes, PROBES_COLUMNS, [*RUN_KEYS, "epoch", "layer"])
+        io.write_parquet(probes, args.out_dir / "probes.parquet")
     io.write_text(args.out_dir / "accuracy.md", accuracy_markdown(metrics, args.experiment))
 
 

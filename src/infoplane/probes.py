@@ -40,6 +40,7 @@ import pandas as pd
 import torch
 from torch.nn import functional as F
 
+from . import runtime
 from .io import torch_load, write_parquet
 
 #: Probe settings and their defaults (override any of them with `--settings` / the config).
@@ -54,10 +55,13 @@ PROBE_DEFAULTS: dict = {
 #: Relative eigenvalue cut-off when reducing to the span of the training features.
 _RANK_TOL = 1e-9
 
-COLUMNS = [
-    "dataset", "arch", "mode", "seed", "epoch", "layer", "layer_name",
-    "probe_train_size", "probe_test_size", "train_accuracy", "accuracy",
-]  # fmt: skip
+#: Column contract of the probes tables (CONTRACTS.md), with pandas dtypes.
+PROBES_COLUMNS = {
+    "dataset": "string", "arch": "string", "mode": "string", "seed": "int64", "epoch": "int64",
+    "layer": "int64", "layer_name": "string", "probe_train_size": "int64", "probe_test_size": "int64",
+    "train_accuracy": "float64", "accuracy": "float64",
+}  # fmt: skip
+COLUMNS = list(PROBES_COLUMNS)
 
 
 def resolve_settings(settings: Mapping | None) -> dict:
@@ -255,17 +259,7 @@ def probe_run(
         table[key] = str(identity[key])
     table["seed"] = int(identity["seed"])
     table = table.sort_values(["epoch", "layer"]).reset_index(drop=True)
-    for col in ("seed", "epoch", "layer", "probe_train_size", "probe_test_size"):
-        table[col] = table[col].astype("int64")
-    return table[COLUMNS]
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"--device {name}: CUDA is not available here; use --device auto or cpu")
-    return torch.device(name)
+    return table[COLUMNS].astype(PROBES_COLUMNS)
 
 
 def _epoch_of(path: str) -> int:
@@ -288,12 +282,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--threads", type=int, default=1, help="CPU threads for torch (the fits are small: 1 is usually fastest)"
     )
     args = parser.parse_args(argv)
-    torch.set_num_threads(max(1, args.threads))
     try:
         settings = resolve_settings(json.loads(args.settings))
     except json.JSONDecodeError as err:
         parser.error(f"--settings is not valid JSON: {err}")
-    device = resolve_device(args.device)
+    device = runtime.setup_job(max(1, args.threads), args.device)
     identity = {"dataset": args.dataset, "arch": args.arch, "mode": args.mode, "seed": args.seed}
     start = time.perf_counter()
     paths = sorted(args.snapshots, key=_epoch_of)

@@ -6,9 +6,11 @@ rule aggregate:
     input:
         metrics=run_paths(f"{R}/runs/{RUN}/metrics.parquet"),
         hsic=run_paths(f"{R}/hsic/{RUN}.parquet"),
+        probes=run_paths(f"{R}/probes/{RUN}.parquet"),
     output:
         metrics=f"{R}/tables/metrics.parquet",
         hsic=f"{R}/tables/hsic.parquet",
+        probes=f"{R}/tables/probes.parquet",
         accuracy=report(
             f"{R}/tables/accuracy.md",
             caption="../report/accuracy.rst",
@@ -25,4 +27,5 @@ rule aggregate:
         runtime=10,
     shell:
         "python -m infoplane.aggregate --metrics {input.metrics:q} --hsic {input.hsic:q}"
+        " --probes {input.probes:q}"
         " --experiment {params.experiment:q} --out-dir {R}/tables > {log:q} 2>&1"

@@ -187,9 +187,9 @@ class Inputs:
         per_run = self.metrics.groupby([*GROUP, "mode"])["seed"].nunique() if len(self.metrics) else pd.Series()
         counts = sorted(set(per_run.tolist()))
         if not counts:
-            count_text = f"{len(seeds)} seeds"
+            count_text = f"{len(seeds)} seed{'s' * (len(seeds) != 1)}"
         elif len(counts) == 1:
-            count_text = f"{counts[0]} seeds per cell"
+            count_text = f"{counts[0]} seed{'s' * (counts[0] != 1)} per cell"
         else:
             count_text = f"{counts[0]}–{counts[-1]} seeds per cell"
         probe = ""

@@ -26,6 +26,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 from matplotlib.collections import LineCollection  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from ..io import atomic_path  # noqa: E402
 from .common import GROUP, RUN, Inputs, compression, final_rows, generalization_gap, middle_layers, mode_order  # noqa: E402
@@ -95,7 +96,8 @@ def infoplane(block: pd.DataFrame, title: str, path: Path) -> Path:
         plt.Line2D([], [], marker="s", color="black", linestyle="", label="end (last epoch)"),
     ]
     axes[0][-1].legend(handles=handles, loc="best", fontsize=8)
-    fig.colorbar(plt.cm.ScalarMappable(norm=norm, cmap=cmap), ax=axes[0].tolist(), label="epoch", shrink=0.9)
+    bar = fig.colorbar(plt.cm.ScalarMappable(norm=norm, cmap=cmap), ax=axes[0].tolist(), label="epoch", shrink=0.9)
+    bar.ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     fig.suptitle(_wrap(f"{title}; {_seeds_text(block)}", 40 * len(modes) + 20), fontsize=10)
     return _save(fig, path)
 
@@ -187,6 +189,8 @@ def compression_gap(comp: pd.DataFrame, gap: pd.DataFrame, title: str, path: Pat
 def make_figures(inputs: Inputs, out: Path) -> list[Path]:
     """All figures under out/figures/<kind>/; returns the written paths."""
     out = Path(out)
+    for kind in KINDS:  # every kind has its folder, even when there is nothing to draw
+        (out / kind).mkdir(parents=True, exist_ok=True)
     written = []
     hsic = inputs.hsic
     comp = compression(hsic) if len(hsic) else None
