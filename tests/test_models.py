@@ -3,6 +3,9 @@ two deep networks (ResNet18 shapes and parameter count, VGG11 block split)."""
 
 from __future__ import annotations
 
+import copy
+import functools
+
 import pytest
 import torch
 from torch import nn
@@ -20,12 +23,19 @@ def test_every_arch_has_a_known_block_count():
     assert set(ARCHS.names()) == set(BLOCKS)
 
 
+@functools.lru_cache(maxsize=None)
+def _model(arch: str, shape: tuple[int, int, int], num_classes: int = NUM_CLASSES) -> models.BlockNet:
+    """Each network built once per test session (initializing ResNet18's 11 M weights is slow);
+    tests that change a model work on a copy."""
+    torch.manual_seed(0)
+    return models.build(arch, shape, num_classes).eval()
+
+
 @pytest.fixture(scope="module", params=[(a, s) for a in ARCHS.names() for s in IN_SHAPES], ids=str)
 def built(request):
     """(model in eval mode, input batch, layer outputs) for one arch and input shape."""
     arch, shape = request.param
-    torch.manual_seed(0)
-    model = models.build(arch, shape, NUM_CLASSES).eval()
+    model = _model(arch, shape)
     x = torch.randn(2, *shape)
     with torch.no_grad():
         outputs = model.layer_outputs(x)
@@ -56,8 +66,7 @@ def test_heads_fit_every_block(built):
 def test_e2e_gradient_reaches_every_parameter():
     """One backward pass from the logits gives a non-zero gradient to every weight."""
     for arch in ARCHS.names():
-        torch.manual_seed(0)
-        model = models.build(arch, (1, 28, 28), NUM_CLASSES).train()
+        model = copy.deepcopy(_model(arch, (1, 28, 28))).train()
         loss = nn.functional.cross_entropy(model(torch.randn(2, 1, 28, 28)), torch.tensor([0, 1]))
         loss.backward()
         dead = [n for n, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
@@ -65,7 +74,7 @@ def test_e2e_gradient_reaches_every_parameter():
 
 
 def test_resnet18_blocks_and_shapes():
-    model = models.build("resnet18", (3, 32, 32), 10)
+    model = _model("resnet18", (3, 32, 32), 10)
     assert model.layer_names == ["stem", *[f"layer{s}.{i}" for s in range(1, 5) for i in range(2)], "classifier"]
     assert model.layer_shapes() == [
         (64, 32, 32),
@@ -79,7 +88,7 @@ def test_resnet18_blocks_and_shapes():
         (512, 4, 4),
         (10,),
     ]
-    assert [tuple(s[1:]) for s in models.build("resnet18", (1, 28, 28), 10).layer_shapes()[:-1:2]] == [
+    assert [tuple(s[1:]) for s in _model("resnet18", (1, 28, 28)).layer_shapes()[:-1:2]] == [
         (28, 28),
         (28, 28),
         (14, 14),
@@ -94,10 +103,10 @@ def test_resnet18_blocks_and_shapes():
 
 def test_resnet18_parameter_count():
     # the CIFAR ResNet18 of the literature (e.g. kuangliu/pytorch-cifar): 11,173,962 parameters
-    count = sum(p.numel() for p in models.build("resnet18", (3, 32, 32), 10).parameters())
+    count = sum(p.numel() for p in _model("resnet18", (3, 32, 32), 10).parameters())
     assert count == 11_173_962
     # one input channel: the stem conv loses 2·9·64 weights
-    assert sum(p.numel() for p in models.build("resnet18", (1, 28, 28), 10).parameters()) == count - 2 * 9 * 64
+    assert sum(p.numel() for p in _model("resnet18", (1, 28, 28), 10).parameters()) == count - 2 * 9 * 64
 
 
 def test_basic_block_is_identity_plus_residual():
@@ -111,7 +120,7 @@ def test_basic_block_is_identity_plus_residual():
 
 @pytest.mark.parametrize("size", [28, 32])
 def test_vgg11_split(size):
-    model = models.build("vgg11", (3, size, size), 10)
+    model = _model("vgg11", (3, size, size), 10)
     assert model.layer_names == [*[f"conv{i}" for i in range(1, 9)], "fc1", "fc2", "classifier"]
     for block in model.blocks[:8]:  # each conv block: one conv3×3 + BN + ReLU, maybe a leading pool
         kinds = [type(m) for m in block if not isinstance(m, nn.MaxPool2d)]
@@ -133,7 +142,7 @@ def test_vgg11_parameter_count():
     convs = sum(9 * cin * cout + 2 * cout for cin, cout in zip(widths, widths[1:]))
     fcs = 2 * (512 * 512 + 2 * 512)
     expected = convs + fcs + 512 * 10 + 10
-    assert sum(p.numel() for p in models.build("vgg11", (3, 32, 32), 10).parameters()) == expected == 9_754_698
+    assert sum(p.numel() for p in _model("vgg11", (3, 32, 32), 10).parameters()) == expected == 9_754_698
 
 
 def test_vgg11_skips_pools_on_one_pixel_maps():
