@@ -2,7 +2,6 @@
 # measure normalized HSIC, and aggregate into tables and plots. See README.md.
 from snakemake.utils import min_version
 
-
 min_version("9.0")
 
 
@@ -20,6 +19,6 @@ include: "workflow/rules/paper.smk"
 
 
 rule all:
+    default_target: True
     input:
         final_outputs(),
-    default_target: True

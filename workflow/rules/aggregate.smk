@@ -16,8 +16,6 @@ rule aggregate:
             caption="../report/accuracy.rst",
             category="Tables",
         ),
-    params:
-        experiment=config["experiment"],
     log:
         f"{R}/logs/aggregate.log",
     conda:
@@ -25,7 +23,10 @@ rule aggregate:
     resources:
         mem_mb=2000,
         runtime=10,
+    params:
+        experiment=config["experiment"],
     shell:
         "python -m infoplane.aggregate --metrics {input.metrics:q} --hsic {input.hsic:q}"
-        " --probes {input.probes:q}"
-        " --experiment {params.experiment:q} --out-dir {R}/tables > {log:q} 2>&1"
+        " --probes {input.probes:q} --out-probes {output.probes:q}"
+        " --experiment {params.experiment:q} --out-metrics {output.metrics:q}"
+        " --out-hsic {output.hsic:q} --out-accuracy {output.accuracy:q} > {log:q} 2>&1"

@@ -6,14 +6,15 @@ from snakemake.utils import validate
 
 from infoplane import config as ipconfig
 
-
 validate(config, "../schemas/config.schema.yaml")
 ipconfig.check(config)
 
 R = config["output_root"]
 SNAPSHOT_EPOCHS = ipconfig.snapshot_epochs(config)
 RUNS = list(
-    itertools.product(config["datasets"], config["archs"], config["modes"], config["seeds"])
+    itertools.product(
+        config["datasets"], config["archs"], config["modes"], config["seeds"]
+    )
 )
 GPU_PER_JOB = ipconfig.gpus_per_job(config)
 RUN = "{dataset}/{arch}/{mode}/seed{seed}"
@@ -32,9 +33,7 @@ if workflow.is_main_process:
 
 def run_paths(pattern):
     """`pattern` expanded over every run of the grid."""
-    return [
-        pattern.format(dataset=d, arch=a, mode=m, seed=s) for d, a, m, s in RUNS
-    ]
+    return [pattern.format(dataset=d, arch=a, mode=m, seed=s) for d, a, m, s in RUNS]
 
 
 def train_settings():

@@ -1,10 +1,6 @@
 rule prepare_data:
     output:
         f"{R}/data/{{dataset}}/probe.pt",
-    params:
-        root=config["data"]["root"],
-        download="--download" if config["data"]["download"] else "",
-        probe_size=config["snapshots"]["probe_size"],
     log:
         f"{R}/logs/prepare_data/{{dataset}}.log",
     conda:
@@ -12,6 +8,10 @@ rule prepare_data:
     resources:
         mem_mb=4000,
         runtime=30,
+    params:
+        root=config["data"]["root"],
+        download="--download" if config["data"]["download"] else "",
+        probe_size=config["snapshots"]["probe_size"],
     shell:
         "python -m infoplane.prepare --dataset {wildcards.dataset} --root {params.root:q}"
         " {params.download} --probe-size {params.probe_size} --out {output:q} > {log:q} 2>&1"

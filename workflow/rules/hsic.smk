@@ -4,9 +4,6 @@ rule hsic:
         snapshots=[f"{R}/snapshots/{RUN}/epoch{e}.pt" for e in SNAPSHOT_EPOCHS],
     output:
         f"{R}/hsic/{RUN}.parquet",
-    params:
-        settings=json.dumps(config["hsic"], sort_keys=True),
-        device=config["device"],
     log:
         f"{R}/logs/hsic/{RUN}.log",
     benchmark:
@@ -18,6 +15,9 @@ rule hsic:
         mem_mb=4000,
         runtime=60,
         gpu=GPU_PER_JOB,
+    params:
+        settings=json.dumps(config["hsic"], sort_keys=True),
+        device=config["device"],
     shell:
         "python -m infoplane.measure --probe-data {input.probe:q} --snapshots {input.snapshots:q}"
         " --settings {params.settings:q} --dataset {wildcards.dataset} --arch {wildcards.arch}"

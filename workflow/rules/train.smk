@@ -4,10 +4,6 @@ rule train:
     output:
         snapshots=[f"{R}/snapshots/{RUN}/epoch{e}.pt" for e in SNAPSHOT_EPOCHS],
         metrics=f"{R}/runs/{RUN}/metrics.parquet",
-    params:
-        settings=train_settings(),
-        checkpoint_dir=f"{R}/checkpoints/{RUN}",
-        snapshot_dir=f"{R}/snapshots/{RUN}",
     log:
         f"{R}/logs/train/{RUN}.log",
     benchmark:
@@ -19,6 +15,10 @@ rule train:
         mem_mb=4000,
         runtime=120,
         gpu=GPU_PER_JOB,
+    params:
+        settings=train_settings(),
+        checkpoint_dir=f"{R}/checkpoints/{RUN}",
+        snapshot_dir=f"{R}/snapshots/{RUN}",
     shell:
         "python -m infoplane.train --dataset {wildcards.dataset} --arch {wildcards.arch}"
         " --mode {wildcards.mode} --seed {wildcards.seed} --settings {params.settings:q}"
