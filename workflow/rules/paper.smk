@@ -83,8 +83,6 @@ rule paper:
             category=PAPER_CATEGORY,
             subcategory="Compression vs generalization",
         ),
-    params:
-        experiment=config["experiment"],
     log:
         f"{R}/logs/paper.log",
     conda:
@@ -92,7 +90,10 @@ rule paper:
     resources:
         mem_mb=4000,
         runtime=20,
+    params:
+        experiment=config["experiment"],
+        out=lambda wildcards, output: output.claims_md.rsplit("/", 1)[0],
     shell:
         "python -m infoplane.paper --metrics {input.metrics:q} --hsic {input.hsic:q}"
-        " --probes {input.probes:q} --experiment {params.experiment:q} --out {PAPER:q}"
+        " --probes {input.probes:q} --experiment {params.experiment:q} --out {params.out:q}"
         " > {log:q} 2>&1"

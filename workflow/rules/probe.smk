@@ -4,9 +4,6 @@ rule probe:
         snapshots=[f"{R}/snapshots/{RUN}/epoch{e}.pt" for e in SNAPSHOT_EPOCHS],
     output:
         f"{R}/probes/{RUN}.parquet",
-    params:
-        settings=json.dumps(config["probes"], sort_keys=True),
-        device=config["device"],
     log:
         f"{R}/logs/probe/{RUN}.log",
     benchmark:
@@ -18,6 +15,9 @@ rule probe:
         mem_mb=4000,
         runtime=30,
         gpu=GPU_PER_JOB,
+    params:
+        settings=json.dumps(config["probes"], sort_keys=True),
+        device=config["device"],
     shell:
         "python -m infoplane.probes --probe-data {input.probe:q} --snapshots {input.snapshots:q}"
         " --settings {params.settings:q} --dataset {wildcards.dataset} --arch {wildcards.arch}"
