@@ -8,9 +8,11 @@ import json
 import re
 import shutil
 
+import pandas as pd
 import pytest
 from sweep import REPO, TINY, snakemake, write_config
 
+from infoplane.probes import COLUMNS, PROBES_COLUMNS
 from infoplane.reportcheck import check_report, find_chromium
 
 pytestmark = pytest.mark.workflow
@@ -49,7 +51,14 @@ def test_report_holds_every_paper_output_with_its_caption(report):
         figures = [e for p, e in results.items() if p.startswith(f"results/paper/figures/{kind}/")]
         assert figures, f"no {kind} figure in the report"
         assert all(e["mime_type"] == "image/png" and len(e["caption"]) > 100 for e in figures)
-    assert (report / "results" / "tables" / "probes.parquet").exists()
+
+
+def test_probes_are_aggregated_with_the_contract_columns(report):
+    probes = pd.read_parquet(report / "results" / "tables" / "probes.parquet")
+    assert list(probes.columns) == COLUMNS
+    assert {c: str(t) for c, t in probes.dtypes.items()} == {c: str(t) for c, t in PROBES_COLUMNS.items()}
+    assert len(probes) == 2 * 5  # snapshot epochs 0 and 1 × 5 layers of the mlp, one run
+    assert probes["accuracy"].between(0, 1).all() and (probes["probe_test_size"] == 32).all()
 
 
 @pytest.mark.skipif(find_chromium() is None, reason="Chromium is not installed (apt-get install -y chromium): "
