@@ -163,14 +163,6 @@ class Inputs:
     def read(cls, metrics: str, hsic: str, probes: str) -> Inputs:
         return cls.from_frames(pd.read_parquet(metrics), pd.read_parquet(hsic), pd.read_parquet(probes))
 
-    def groups(self) -> list[tuple[str, str]]:
-        """All dataset × arch pairs present in any table, sorted."""
-        frames = [t[GROUP] for t in (self.metrics, self.hsic, self.probes) if len(t)]
-        if not frames:
-            return []
-        pairs = pd.concat(frames).drop_duplicates().sort_values(GROUP)
-        return [tuple(map(str, p)) for p in pairs.itertuples(index=False)]
-
     def settings(self) -> list[tuple[str, str]]:
         """(label, slug) of every estimator setting, sorted by label."""
         pairs = self.hsic[["setting", "setting_slug"]].drop_duplicates().sort_values("setting")
