@@ -3,8 +3,8 @@
 Per dataset × arch (× estimator setting for nHSIC figures), under `figures/<kind>/`:
 
 * `infoplane/`: information-plane trajectories, one panel per mode, one line per layer
-  (mean over seeds), segments and points coloured by epoch (viridis), start (○) and end (■)
-  marked, layer named at its end.
+  (mean over seeds, one marker shape per layer), segments and points coloured by epoch
+  (viridis), start (○) and end (the layer's marker outlined in black) marked.
 * `nhsic/`: nHSIC(X;Z_l) (top) and nHSIC(Y;Z_l) (bottom) versus epoch, one panel per mode,
   one line per layer (cividis by depth), mean ± std over seeds as a band.
 * `separability/`: linear-probe test accuracy versus depth at the last epoch, one line per
@@ -71,29 +71,35 @@ def infoplane(block: pd.DataFrame, title: str, path: Path) -> Path:
     fig, axes = plt.subplots(
         1, len(modes), figsize=(5.2 * len(modes) + 1, 4.8), sharex=True, sharey=True, squeeze=False, layout="constrained"
     )
+    layers = sorted(mean[["layer", "layer_name"]].drop_duplicates().itertuples(index=False, name=None))
+    markers = {key: MARKERS[i % len(MARKERS)] for i, key in enumerate(layers)}
     for ax, mode in zip(axes[0], modes):
         part = mean[mean["mode"] == mode]
-        for i, ((layer, name), traj) in enumerate(part.groupby(["layer", "layer_name"], sort=True)):
+        for (layer, name), traj in part.groupby(["layer", "layer_name"], sort=True):
             traj = traj.sort_values("epoch")
             x, y, e = traj["nhsic_xz_mean"].to_numpy(), traj["nhsic_yz_mean"].to_numpy(), traj["epoch"].to_numpy()
             if len(x) > 1:
                 segments = np.stack([np.column_stack([x[:-1], y[:-1]]), np.column_stack([x[1:], y[1:]])], axis=1)
-                lines = LineCollection(segments, cmap=cmap, norm=norm, linewidths=1.8)
+                lines = LineCollection(segments, cmap=cmap, norm=norm, linewidths=1.6)
                 lines.set_array((e[:-1] + e[1:]) / 2)
                 ax.add_collection(lines)
-            marker = MARKERS[i % len(MARKERS)]
-            ax.scatter(x, y, c=e, cmap=cmap, norm=norm, s=18, marker=marker, zorder=3, edgecolors="none")
-            ax.scatter(x[:1], y[:1], s=80, facecolors="none", edgecolors="black", marker="o", zorder=4, linewidths=1.2)
-            ax.scatter(x[-1:], y[-1:], s=60, color="black", marker="s", zorder=4)
-            ax.annotate(f"{layer}:{name}", (x[-1], y[-1]), xytext=(4, 3), textcoords="offset points", fontsize=8)
+            marker = markers[(layer, name)]
+            ax.scatter(x, y, c=e, cmap=cmap, norm=norm, s=16, marker=marker, zorder=3, edgecolors="none")
+            ax.scatter(x[:1], y[:1], s=90, facecolors="none", edgecolors="black", marker="o", zorder=4, linewidths=1.1)
+            ax.scatter(x[-1:], y[-1:], s=90, c=e[-1:], cmap=cmap, norm=norm, marker=marker, zorder=5,
+                       edgecolors="black", linewidths=1.3)  # fmt: skip
         ax.set_title(mode)
         ax.set_xlabel("nHSIC(X; Z_l)")
         ax.autoscale_view()
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel("nHSIC(Y; Z_l)")
     handles = [
+        plt.Line2D([], [], marker=markers[key], color="0.35", linestyle="", label=f"layer {key[0]}: {key[1]}")
+        for key in layers
+    ]
+    handles += [
         plt.Line2D([], [], marker="o", color="black", markerfacecolor="none", linestyle="", label="start (first epoch)"),
-        plt.Line2D([], [], marker="s", color="black", linestyle="", label="end (last epoch)"),
+        plt.Line2D([], [], marker="s", color="0.35", markeredgecolor="black", linestyle="", label="end (outlined)"),
     ]
     axes[0][-1].legend(handles=handles, loc="best", fontsize=8)
     bar = fig.colorbar(plt.cm.ScalarMappable(norm=norm, cmap=cmap), ax=axes[0].tolist(), label="epoch", shrink=0.9)
