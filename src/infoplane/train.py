@@ -130,9 +130,9 @@ class Trainer:
             _batches(n, batch_size, shuffle),
             total=math.ceil(n / batch_size),
             desc=f"epoch {epoch}/{self.training['epochs']}",
-            leave=False,
+            leave=True,
             mininterval=2.0,
-            disable=None,
+            disable=False,
         )
         for idx in bar:
             idx = idx.to(self.device, non_blocking=True)
