@@ -24,13 +24,13 @@ A constant representation (all samples equal, so K~ = 0) scores 0 with every est
 
 Numerics: samples are flattened and the mean sample subtracted (distances do not change, and
 the cancellation in ||a||^2 + ||b||^2 - 2 a.b shrinks); pairwise squared distances come from one
-GEMM, clamped at 0. The Gaussian kernel's GEMM is float32 where it dominates the cost
-(d > m and input not float64), else float64 (``_gemm_dtype``; ``gram_dtype`` overrides); the
-linear kernel's is float64 (see ``linear_kernel``). Everything after
-the GEMM (exp, centering, solves, traces) is float64. R is a Cholesky solve
-(K~ + eps m I) R = K~ (R and K~ commute); no inverse is formed and no m x m x d tensor is
-built. Traces of products of symmetric matrices are elementwise sums, tr(AB) = sum_ij A_ij B_ij
-(the asymmetry left by rounding, ~1e-16 relative, is below every tolerance here). If the Cholesky factorization fails (tiny eps), R = U diag(l / (l + eps m)) U^T
+GEMM, clamped at 0. The Gaussian kernel's GEMM is float32 where it dominates the cost (d > m and
+input not float64), else float64 (``_gemm_dtype``; ``gram_dtype`` overrides); the linear kernel's
+is float64 (see ``linear_kernel``). Everything after the GEMM (exp, centering, solves, traces) is
+float64. R is a Cholesky solve (K~ + eps m I) R = K~ (R and K~ commute); no inverse is formed and
+no m x m x d tensor is built. Traces of products of symmetric matrices are elementwise sums,
+tr(AB) = sum_ij A_ij B_ij (the asymmetry left by rounding, ~1e-16 relative, is below every
+tolerance here). If the Cholesky factorization fails (tiny eps), R = U diag(l / (l + eps m)) U^T
 from the symmetric eigendecomposition K~ = U diag(l) U^T, l clamped at 0.
 
 Everything runs on the device of the input tensors, or on ``device`` (``"auto"``: CUDA when
