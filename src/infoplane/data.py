@@ -2,7 +2,8 @@
 
 Small data sets live in memory (on the training device) and batches are sliced from
 them, so no per-sample DataLoader work sits in the training loop. Register a data set
-with `@DATASETS.register("name")` on a function `(root: Path, download: bool) -> Dataset`.
+with `@DATASETS.register("name", in_shape=(C, H, W), num_classes=N)` on a function
+`(root: Path, download: bool) -> Dataset` (the metadata sizes snapshots without loading).
 
 The torchvision data sets are read from the files torchvision downloads, in the layout
 torchvision uses under `root` (the config's `data.root`); torchvision itself downloads
@@ -205,14 +206,14 @@ def _mnist_format(name: str, tv_class: str, root: Path, download: bool, mean, st
     return Dataset(name, train_x, train_y, test_x, test_y, num_classes=10, mean=mean, std=std)
 
 
-@DATASETS.register("mnist")
+@DATASETS.register("mnist", in_shape=(1, 28, 28), num_classes=10)
 def mnist(root: Path, download: bool = False) -> Dataset:
     """MNIST, 60,000/10,000 images of 1×28×28; mean 0.1307, std 0.3081 (authors' code)."""
     origin = "the four files of https://yann.lecun.com/exdb/mnist/ or a torchvision mirror, unpacked or as .gz"
     return _mnist_format("mnist", "MNIST", root, download, mean=(0.1307,), std=(0.3081,), origin=origin)
 
 
-@DATASETS.register("fashion_mnist")
+@DATASETS.register("fashion_mnist", in_shape=(1, 28, 28), num_classes=10)
 def fashion_mnist(root: Path, download: bool = False) -> Dataset:
     """Fashion-MNIST, 60,000/10,000 images of 1×28×28; mean 0.2860, std 0.3530 (pixel
     statistics of the 60,000 training images, the values used across PyTorch examples)."""
@@ -282,7 +283,7 @@ def _cifar(
     return Dataset(name, train_x, train_y, test_x, test_y, num_classes, mean, std, augment=("hflip",))
 
 
-@DATASETS.register("cifar10")
+@DATASETS.register("cifar10", in_shape=(3, 32, 32), num_classes=10)
 def cifar10(root: Path, download: bool = False) -> Dataset:
     """CIFAR-10, 50,000/10,000 images of 3×32×32 from `<root>/cifar-10-batches-py/`.
 
@@ -307,7 +308,7 @@ def cifar10(root: Path, download: bool = False) -> Dataset:
     )
 
 
-@DATASETS.register("cifar100")
+@DATASETS.register("cifar100", in_shape=(3, 32, 32), num_classes=100)
 def cifar100(root: Path, download: bool = False) -> Dataset:
     """CIFAR-100 (fine labels), 50,000/10,000 images from `<root>/cifar-100-python/{train,test}`.
 
@@ -340,7 +341,7 @@ def _svhn_split(path: Path) -> tuple[torch.Tensor, torch.Tensor]:
     return images, torch.where(labels == 10, 0, labels)
 
 
-@DATASETS.register("svhn")
+@DATASETS.register("svhn", in_shape=(3, 32, 32), num_classes=10)
 def svhn(root: Path, download: bool = False) -> Dataset:
     """SVHN cropped digits, 73,257/26,032 images of 3×32×32 from `<root>/SVHN/{train,test}_32x32.mat`
     (the `extra` split is not used). Label 10 (digit 0) becomes 0, as in torchvision.
