@@ -8,7 +8,6 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
@@ -220,8 +219,12 @@ def test_constant_representation_scores_zero(estimator, kernel):
     assert nhsic(const, const, estimator=estimator, kernel_a=kernel, kernel_b=kernel) == 0.0
 
 
-def test_input_dtype_does_not_matter():
-    a, b, _ = correlated(64, seed=7)
+@pytest.mark.parametrize("m", [16, 64])  # d = 24: a float32 GEMM for m = 16, float64 for m = 64
+def test_input_dtype_does_not_matter(m):
+    assert hsic._gemm_dtype(torch.float16, 16, 24) == torch.float32
+    assert hsic._gemm_dtype(torch.float32, 64, 24) == hsic._gemm_dtype(torch.float64, 8, 24) == torch.float64
+    a, b, _ = correlated(m, seed=7)
+    b = np.concatenate([b, b**2, np.sin(b)], axis=1)  # d = 30
     a16, b16 = torch.tensor(a).half(), torch.tensor(b).half()
     for est in ESTIMATOR_NAMES:
         exact = nhsic(a16.double(), b16.double(), estimator=est)
@@ -410,7 +413,10 @@ def test_any_shape_and_dtype(m, feature_shape, dtype, estimator, kernel, seed):
     elif estimator == "cka":
         assert -1e-12 <= value <= 1 + 1e-9
     ref = ref_estimate(estimator, ref_gram(a, kernel), ref_gram(b, kernel))
-    assert value == pytest.approx(ref, rel=1e-5, abs=1e-8)
+    exact = nhsic(a, b, estimator=estimator, kernel_a=kernel, kernel_b=kernel, gram_dtype=torch.float64)
+    assert exact == pytest.approx(ref, rel=1e-6, abs=1e-9)
+    # the default float32 GEMM (d > m only): within the precision documented in the README
+    assert value == pytest.approx(ref, rel=2e-5, abs=1e-9)
 
 
 # --------------------------------------------------------------------------- benchmark

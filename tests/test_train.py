@@ -104,3 +104,13 @@ def test_diverged_run_fails_with_a_clear_message(tmp_path, probe_path):
     with pytest.raises(train.DivergedError, match="diverged at epoch 1"):
         _train(tmp_path, probe_path, mode="e2e", settings=bad)
     assert not (tmp_path / "metrics.parquet").exists()
+
+
+def test_throughput_benchmark_runs_and_reports_the_ratio(capsys):
+    from infoplane.bench import train as bench
+
+    bench.main(["--arch", "mlp", "--epochs", "1"])
+    out = capsys.readouterr().out
+    assert "bare PyTorch loop" in out and "pipeline train step" in out
+    ratio = float(out.split("ratio")[1].split()[1])
+    assert ratio > 0

@@ -156,3 +156,14 @@ def test_lint_and_format():
         ["snakefmt", "--check", "Snakefile", "workflow/rules"], cwd=REPO, env=env(), capture_output=True, text=True
     )
     assert fmt.returncode == 0, fmt.stderr[-3000:]
+
+
+@pytest.mark.parametrize("experiment", sorted((REPO / "experiments").glob("*.yaml")), ids=lambda p: p.stem)
+def test_every_experiment_dry_runs(tmp_path, experiment):
+    done = subprocess.run(
+        [str(REPO / ".venv/bin/snakemake") if (REPO / ".venv/bin/snakemake").exists() else "snakemake",
+         "--snakefile", str(REPO / "Snakefile"), "--directory", str(tmp_path), "--configfile", str(experiment), "-n"],
+        cwd=REPO, env=env(), capture_output=True, text=True, timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "activation snapshots" in done.stdout + done.stderr and "train" in done.stdout

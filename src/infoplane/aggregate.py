@@ -1,7 +1,8 @@
 """Concatenate per-run tables into results/tables/*.parquet and the accuracy summary.
 
     python -m infoplane.aggregate --metrics runs/.../metrics.parquet ... --hsic hsic/...parquet ... \
-        --out-metrics results/tables/metrics.parquet --out-hsic ... --out-accuracy ...
+        --out-metrics results/tables/metrics.parquet --out-hsic ... --out-accuracy ... \
+        [--probes probes/...parquet ... --out-probes results/tables/probes.parquet]
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import pandas as pd
 
 from . import io
 from .measure import HSIC_COLUMNS
+from .probes import PROBES_COLUMNS
 from .train import METRICS_COLUMNS
 
 RUN_KEYS = ["dataset", "arch", "mode", "seed"]
@@ -66,15 +68,22 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m infoplane.aggregate", description=__doc__.split("\n\n")[0])
     parser.add_argument("--metrics", type=Path, nargs="+", required=True)
     parser.add_argument("--hsic", type=Path, nargs="+", required=True)
+    parser.add_argument("--probes", type=Path, nargs="*", default=[], help="per-run probe tables -> probes.parquet")
     parser.add_argument("--experiment", default="")
     parser.add_argument("--out-metrics", type=Path, required=True)
     parser.add_argument("--out-hsic", type=Path, required=True)
     parser.add_argument("--out-accuracy", type=Path, required=True)
+    parser.add_argument("--out-probes", type=Path, help="where the concatenated --probes tables go")
     args = parser.parse_args(argv)
     metrics = concat(args.metrics, METRICS_COLUMNS, [*RUN_KEYS, "epoch", "split", "layer"])
     hsic = concat(args.hsic, HSIC_COLUMNS, [*RUN_KEYS, "estimator", "epoch", "layer"])
+    if args.probes and args.out_probes is None:
+        parser.error("--probes needs --out-probes")
     io.write_parquet(metrics, args.out_metrics)
     io.write_parquet(hsic, args.out_hsic)
+    if args.probes:
+        probes = concat(args.probes, PROBES_COLUMNS, [*RUN_KEYS, "epoch", "layer"])
+        io.write_parquet(probes, args.out_probes)
     io.write_text(args.out_accuracy, accuracy_markdown(metrics, args.experiment))
 
 

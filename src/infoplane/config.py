@@ -9,6 +9,7 @@ the value and what is allowed.
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Mapping, MutableMapping
 from pathlib import Path
 
@@ -144,8 +145,26 @@ def gpus_per_job(config: Mapping) -> int:
     return int(torch.cuda.is_available())
 
 
+def snapshot_bytes(config: Mapping) -> int:
+    """Bytes the config's activation snapshots take: runs × snapshot epochs × probe samples × values."""
+    from . import data, models
+
+    itemsize = 2 if config["snapshots"]["dtype"] == "float16" else 4
+    per_epoch = 0
+    for dataset in config["datasets"]:
+        meta = data.DATASETS.meta(dataset)
+        for arch in config["archs"]:
+            net = models.build(arch, meta["in_shape"], meta["num_classes"])
+            values = sum(math.prod(shape) for shape in net.layer_shapes())
+            per_epoch += values * config["snapshots"]["probe_size"] * itemsize
+    return per_epoch * len(snapshot_epochs(config)) * len(config["modes"]) * len(config["seeds"])
+
+
 def plan_summary(config: Mapping) -> str:
     """One log line: the size of the sweep and the bytes its snapshots will take."""
     runs = len(config["datasets"]) * len(config["archs"]) * len(config["modes"]) * len(config["seeds"])
-    epochs = snapshot_epochs(config)
-    return f"infoplane: {runs} runs × {config['training']['epochs']} epochs, {len(epochs)} snapshot epochs per run"
+    size = snapshot_bytes(config)
+    return (
+        f"infoplane: {runs} runs × {config['training']['epochs']} epochs; activation snapshots at "
+        f"{len(snapshot_epochs(config))} epochs per run will take {size:,} bytes ({size / 2**30:.2f} GiB)"
+    )

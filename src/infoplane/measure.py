@@ -53,7 +53,7 @@ def measure_run(
     probe: Mapping, snapshot_paths: Sequence[Path], settings: Mapping, identity: Mapping, device: torch.device
 ) -> pd.DataFrame:
     frames = []
-    for path in tqdm(snapshot_paths, desc="snapshots", mininterval=2.0, disable=None):
+    for path in tqdm(snapshot_paths, desc="snapshots", mininterval=2.0, disable=False):
         snap = io.torch_load(path)
         if not torch.equal(snap["indices"], probe["indices"]):
             raise ValueError(f"{path} was taken on other probe samples than the probe set; retrain or re-prepare")

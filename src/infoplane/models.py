@@ -41,6 +41,7 @@ class BlockNet(nn.Module):
         self.layer_names = [*block_names, "classifier"]
         self.in_shape = tuple(in_shape)
         self.num_classes = num_classes
+        self._layer_shapes: list[tuple[int, ...]] | None = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         for block in self.blocks:
@@ -58,23 +59,29 @@ class BlockNet(nn.Module):
 
     @torch.no_grad()
     def layer_shapes(self) -> list[tuple[int, ...]]:
-        """Per-sample shape of every layer's output (a forward pass on the meta device)."""
-        was_training = self.training
-        meta = _on_meta(self).eval()
-        shapes = [tuple(o.shape[1:]) for o in meta.layer_outputs(torch.zeros((2, *self.in_shape), device="meta"))]
-        self.train(was_training)
-        return shapes
+        """Per-sample shape of every layer's output.
+
+        Found once per model (the block structure is fixed at construction) by an eval-mode,
+        no-grad forward pass of a zero batch on the model's device; every submodule's
+        train/eval flag is restored afterwards (frozen blocks stay frozen). A real pass of
+        two samples costs less than the meta device, whose first use takes seconds.
+        """
+        if self._layer_shapes is None:
+            flags = [(module, module.training) for module in self.modules()]
+            reference = next(self.parameters(), None)
+            device = reference.device if reference is not None else torch.device("cpu")
+            dtype = reference.dtype if reference is not None else torch.float32
+            try:
+                outputs = self.eval().layer_outputs(torch.zeros((2, *self.in_shape), device=device, dtype=dtype))
+            finally:
+                for module, training in flags:
+                    module.training = training
+            self._layer_shapes = [tuple(o.shape[1:]) for o in outputs]
+        return list(self._layer_shapes)
 
     def make_head(self, index: int, kind: str = "linear", hidden: int = 512) -> nn.Module:
         """Auxiliary classifier for block `index` (see `AuxHead`)."""
         return AuxHead(self.layer_shapes()[index], self.num_classes, kind=kind, hidden=hidden)
-
-
-def _on_meta(model: nn.Module) -> nn.Module:
-    import copy
-
-    clone = copy.deepcopy(model)
-    return clone.to_empty(device="meta")
 
 
 class AuxHead(nn.Module):
@@ -142,6 +149,95 @@ def lenet5(in_shape: Sequence[int], num_classes: int) -> BlockNet:
         nn.Sequential(nn.Linear(120, 84), nn.ReLU(inplace=True)),
     ]
     return BlockNet(blocks, nn.Linear(84, num_classes), ["conv1", "conv2", "fc1", "fc2"], in_shape, num_classes)
+
+
+#: VGG11 ("configuration A" of Simonyan & Zisserman 2015): conv widths, "M" = 2×2 max-pool.
+VGG11_CONVS: tuple[int | str, ...] = (64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M")
+
+
+@ARCHS.register("vgg11")
+def vgg11(in_shape: Sequence[int], num_classes: int, fc_width: int = 512) -> BlockNet:
+    """VGG11 with BatchNorm: 8 conv blocks (conv3×3+BN+ReLU), 2 FC blocks (Linear+BN+ReLU), classifier.
+
+    A max-pool *starts* the block after it (it is parameter-free), so a conv layer's
+    representation is its own ReLU output, as in the authors' code where pools sit
+    between trainable blocks; the last pool starts `fc1` with the flatten. Pools use
+    `ceil_mode`, so 28-px maps go 28→14→7→4→2→1 and 32-px maps 32→16→8→4→2→1; a pool
+    on a 1-px map is skipped (tiny inputs). FC width 512 as in CIFAR VGGs (the authors'
+    code), not the 4096 of ImageNet VGG; no dropout.
+    """
+    channels, height, width = in_shape
+    blocks: list[nn.Module] = []
+    names: list[str] = []
+    pending: list[nn.Module] = []  # pools waiting to start the next block
+    for spec in VGG11_CONVS:
+        if spec == "M":
+            if height > 1 or width > 1:
+                pending.append(nn.MaxPool2d(2, ceil_mode=True))
+                height, width = math.ceil(height / 2), math.ceil(width / 2)
+            continue
+        conv = nn.Conv2d(channels, int(spec), 3, padding=1, bias=False)
+        blocks.append(nn.Sequential(*pending, conv, nn.BatchNorm2d(int(spec)), nn.ReLU(inplace=True)))
+        names.append(f"conv{len(blocks)}")
+        pending, channels = [], int(spec)
+    flat = channels * height * width
+    blocks.append(nn.Sequential(*pending, nn.Flatten(), *_fc_bn_relu(flat, fc_width)))
+    blocks.append(nn.Sequential(*_fc_bn_relu(fc_width, fc_width)))
+    names += ["fc1", "fc2"]
+    return BlockNet(blocks, nn.Linear(fc_width, num_classes), names, in_shape, num_classes)
+
+
+def _fc_bn_relu(width_in: int, width_out: int) -> list[nn.Module]:
+    return [nn.Linear(width_in, width_out, bias=False), nn.BatchNorm1d(width_out), nn.ReLU(inplace=True)]
+
+
+class BasicBlock(nn.Module):
+    """ResNet basic block (He et al. 2016): relu(bn(conv(relu(bn(conv(x))))) + shortcut(x)).
+
+    The shortcut is the identity, or a strided 1×1 conv + BN when the shape changes.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int = 1) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_channels, out_channels, 3, stride=stride, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(out_channels)
+        self.conv2 = nn.Conv2d(out_channels, out_channels, 3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(out_channels)
+        self.shortcut: nn.Module = nn.Identity()
+        if stride != 1 or in_channels != out_channels:
+            self.shortcut = nn.Sequential(
+                nn.Conv2d(in_channels, out_channels, 1, stride=stride, bias=False), nn.BatchNorm2d(out_channels)
+            )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = torch.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        return torch.relu(out + self.shortcut(x))
+
+
+@ARCHS.register("resnet18")
+def resnet18(in_shape: Sequence[int], num_classes: int) -> BlockNet:
+    """CIFAR-style ResNet18: 9 blocks = `stem` (3×3 conv+BN+ReLU, stride 1, no max-pool) and
+    the 8 basic blocks `layer1.0` ... `layer4.1` (64, 128, 256, 512 channels; the first
+    block of layers 2-4 has stride 2), then global average pool + linear classifier.
+
+    Maps on 32 px: 64×32×32 (stem, layer1) → 128×16×16 → 256×8×8 → 512×4×4; on 28 px
+    28 → 14 → 7 → 4. 11,173,962 parameters for 3×32×32 inputs and 10 classes.
+    """
+    channels = in_shape[0]
+    blocks: list[nn.Module] = [
+        nn.Sequential(nn.Conv2d(channels, 64, 3, padding=1, bias=False), nn.BatchNorm2d(64), nn.ReLU(inplace=True))
+    ]
+    names = ["stem"]
+    width = 64
+    for stage, out in enumerate((64, 128, 256, 512), start=1):
+        for i in range(2):
+            stride = 2 if stage > 1 and i == 0 else 1
+            blocks.append(BasicBlock(width, out, stride))
+            names.append(f"layer{stage}.{i}")
+            width = out
+    classifier = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(width, num_classes))
+    return BlockNet(blocks, classifier, names, in_shape, num_classes)
 
 
 def build(arch: str, in_shape: Sequence[int], num_classes: int) -> BlockNet:

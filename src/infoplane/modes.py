@@ -1,17 +1,33 @@
 """Training modes: how the blocks of a `BlockNet` learn.
 
-A mode owns what it adds to the network (auxiliary heads, optimizers, schedules) and
-exposes one training step per minibatch. The trainer (`infoplane.train`) is the same for
-every mode: it feeds batches, evaluates `model` through its final classifier, asks the
-mode for per-layer head predictions, saves snapshots and checkpoints.
+A mode owns what it adds to the network (auxiliary heads, a signal embedder, optimizers,
+schedules) and exposes one training step per minibatch. The trainer (`infoplane.train`)
+is the same for every mode: it feeds batches, evaluates `model` through its final
+classifier on `mode.eval_input(x)`, asks the mode for per-layer head predictions, saves
+snapshots and checkpoints. Accuracy is always the whole network's prediction through the
+final classifier; heads add per-layer accuracy where a mode has them.
 
-Mode names in configs and output paths are spec strings `family[-loss[-head]]`, e.g.
-`e2e`, `layerwise-ce`, `layerwise-ce-mlp`. Register a family with
-`@MODES.register("family")` on a `Mode` subclass.
+Mode names in configs and output paths are spec strings `family[-loss[-head]]`:
+
+- `e2e`: cross-entropy on the final classifier, gradients through every block.
+- `layerwise-{ce,supcon,sim}[-mlp]`: simultaneous layer-wise training, one local loss per
+  block on its detached input (`LayerWise`).
+- `layerwise_seq-{ce,supcon,sim}[-mlp]`: sequential layer-wise training, block k trained
+  then frozen before block k+1 (`LayerWiseSequential`).
+- `sigprop`: signal propagation (Kohan et al. 2023, `SignalPropagation`).
+- `ff`: forward-forward (Hinton 2022, `ForwardForward`).
+
+Every mode except `e2e` trains without end-to-end backpropagation: each block's input is
+detached, so a loss never reaches another block; the final classifier learns from the
+detached output of the last block. `Mode.local_losses(x, y)` returns these losses keyed by
+layer index (0..K-1 for blocks, K for the classifier); `train_step` sums and steps them.
+Register a family with `@MODES.register("family")` on a `Mode` subclass.
 """
 
 from __future__ import annotations
 
+import math
+import numbers
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -20,13 +36,26 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .models import BlockNet
+from . import losses
+from .models import AuxHead, BlockNet
 from .optim import make_optimizer, make_scheduler
 from .registry import Registry
 
 MODES: Registry = Registry("mode")
-LOCAL_LOSSES = ("ce",)
+LOCAL_LOSSES = ("ce", "sim", "supcon")
 HEADS = ("linear", "mlp")
+#: Local losses computed on the pooled block output itself: no head, no head suffix.
+HEADLESS_LOSSES = ("sim",)
+
+#: Mode-specific keys of the config's `training` section and their defaults (None = derived).
+TRAINING_DEFAULTS: dict[str, float | int | None] = {
+    "epochs_per_block": None,  # layerwise_seq: null = training.epochs // number of blocks
+    "supcon_temperature": 0.1,  # Khosla et al. 2020 / the authors' code
+    "supcon_base_temperature": 0.07,
+    "proj_dim": 128,  # supcon projection size (Khosla et al. 2020)
+    "ff_threshold": 2.0,  # the authors' code (goodness = mean squared activation)
+    "ff_label_value": None,  # the "on" label pixel; null = each image's own maximum value
+}
 
 _SPEC = re.compile(r"^(?P<family>[a-z][a-z0-9_]*)(?:-(?P<loss>[a-z][a-z0-9_]*))?(?:-(?P<head>[a-z][a-z0-9_]*))?$")
 
@@ -47,7 +76,10 @@ class ModeSpec:
     def parse(cls, text: str) -> ModeSpec:
         match = _SPEC.match(text)
         if not match:
-            raise ValueError(f"mode {text!r} is not of the form family[-loss[-head]], e.g. 'layerwise-ce'")
+            raise ValueError(
+                f"mode {text!r} is not of the form family[-loss[-head]], e.g. 'layerwise-ce'; "
+                f"families: {', '.join(MODES.names())}"
+            )
         spec = cls(**match.groupdict())
         mode = MODES.get(spec.family)
         mode.check_spec(spec)
@@ -58,16 +90,26 @@ Augment = Callable[[torch.Tensor], torch.Tensor]
 
 
 class Mode:
-    """Base class. Subclasses set up parameters in __init__ and implement `train_step`."""
+    """Base class. Subclasses set up parameters in __init__ and implement `local_losses`.
+
+    Mode-owned modules go into `self.parts` (saved by `state_dict`); `self.optimizer` and
+    `self.scheduler` (stepped once per epoch) are saved too.
+    """
 
     uses_loss = False  # whether the spec takes a local loss / head suffix
     default_loss: str | None = None
+    keys: tuple[str, ...] = ()  # mode-specific `training` keys (see TRAINING_DEFAULTS)
 
     def __init__(self, model: BlockNet, spec: ModeSpec, training: Mapping, augment: Augment | None = None) -> None:
+        self.check_training(training, len(model.blocks))
         self.model = model
         self.spec = spec
         self.training = training
         self.augment = augment or (lambda x: x)
+        self.device = next(model.parameters()).device
+        self.parts = nn.ModuleDict()
+        self.optimizer: torch.optim.Optimizer | None = None
+        self.scheduler = None
 
     @classmethod
     def check_spec(cls, spec: ModeSpec) -> None:
@@ -81,16 +123,48 @@ class Mode:
             return spec
         return ModeSpec(spec.family, spec.loss or cls.default_loss, None if spec.head == "linear" else spec.head)
 
+    @classmethod
+    def check_training(cls, training: Mapping, num_blocks: int) -> None:
+        """Raise ValueError naming the `training.<key>` that does not suit this mode and a
+        network of `num_blocks` blocks (the config checker calls this before any job)."""
+        for key in cls.keys:
+            value = training.get(key)
+            if value is None or key == "epochs_per_block":
+                continue
+            if isinstance(value, bool) or not isinstance(value, numbers.Real) or not value > 0:
+                raise ValueError(f"training.{key}: must be a positive number, got {value!r}")
+            if key == "proj_dim" and value != int(value):
+                raise ValueError(f"training.{key}: must be a positive integer, got {value!r}")
+
+    def option(self, key: str):
+        """A mode-specific training setting, or its default."""
+        value = self.training.get(key)
+        return TRAINING_DEFAULTS[key] if value is None else value
+
+    def _optimize(self, params) -> None:
+        self.optimizer = make_optimizer(list(params), self.training)
+        self.scheduler = make_scheduler(self.optimizer, self.training)
+
     # -- training -------------------------------------------------------------------
     def start_epoch(self, epoch: int) -> None:
         """Called before the batches of 1-based `epoch`."""
 
-    def train_step(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """One update on a batch; returns the detached loss (no host sync)."""
+    def local_losses(self, x: torch.Tensor, y: torch.Tensor) -> dict[int, torch.Tensor]:
+        """Every loss of one step keyed by the layer it trains (0..K-1 blocks, K classifier)."""
         raise NotImplementedError
+
+    def train_step(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """One update on a batch; returns the detached summed loss (no host sync)."""
+        total = torch.stack([loss.float() for loss in self.local_losses(x, y).values()]).sum()
+        self.optimizer.zero_grad(set_to_none=True)
+        total.backward()
+        self.optimizer.step()
+        return total.detach()
 
     def end_epoch(self, epoch: int) -> None:
         """Called after the batches of `epoch` (learning-rate schedules step here)."""
+        if self.scheduler is not None:
+            self.scheduler.step()
 
     # -- evaluation -----------------------------------------------------------------
     def eval_input(self, x: torch.Tensor) -> torch.Tensor:
@@ -103,14 +177,18 @@ class Mode:
 
     # -- checkpointing --------------------------------------------------------------
     def state_dict(self) -> dict:
-        return {}
+        return {
+            "parts": self.parts.state_dict(),
+            "optimizer": self.optimizer.state_dict() if self.optimizer is not None else {},
+            "scheduler": self.scheduler.state_dict() if self.scheduler is not None else {},
+        }
 
     def load_state_dict(self, state: dict) -> None:
-        pass
-
-
-def _scheduler_state(scheduler) -> dict:
-    return scheduler.state_dict() if scheduler is not None else {}
+        self.parts.load_state_dict(state["parts"])
+        if self.optimizer is not None:
+            self.optimizer.load_state_dict(state["optimizer"])
+        if self.scheduler is not None:
+            self.scheduler.load_state_dict(state["scheduler"])
 
 
 @MODES.register("e2e")
@@ -119,27 +197,10 @@ class EndToEnd(Mode):
 
     def __init__(self, model, spec, training, augment=None):
         super().__init__(model, spec, training, augment)
-        self.optimizer = make_optimizer(model.parameters(), training)
-        self.scheduler = make_scheduler(self.optimizer, training)
+        self._optimize(model.parameters())
 
-    def train_step(self, x, y):
-        loss = F.cross_entropy(self.model(self.augment(x)), y)
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self.optimizer.step()
-        return loss.detach()
-
-    def end_epoch(self, epoch):
-        if self.scheduler is not None:
-            self.scheduler.step()
-
-    def state_dict(self):
-        return {"optimizer": self.optimizer.state_dict(), "scheduler": _scheduler_state(self.scheduler)}
-
-    def load_state_dict(self, state):
-        self.optimizer.load_state_dict(state["optimizer"])
-        if self.scheduler is not None:
-            self.scheduler.load_state_dict(state["scheduler"])
+    def local_losses(self, x, y):
+        return {len(self.model.blocks): F.cross_entropy(self.model(self.augment(x)), y)}
 
 
 @MODES.register("layerwise")
@@ -147,61 +208,370 @@ class LayerWise(Mode):
     """Simultaneous layer-wise training: every block learns from its own local loss.
 
     Each block's input is detached, so no gradient crosses a block boundary; the final
-    classifier learns from the detached output of the last block. All losses are summed
-    and stepped with one optimizer, which equals separate per-block updates because the
-    detached graph leaves each parameter with exactly one loss.
+    classifier learns by cross-entropy from the detached output of the last block. All
+    losses are summed and stepped with one optimizer, which equals separate per-block
+    updates because the detached graph leaves each parameter with exactly one loss.
+
+    Local losses (the spec's `loss`):
+    - `ce`: cross-entropy through an auxiliary head (`BlockNet.make_head`: average-pool to
+      ≤ 2048 features, then linear, or with `-mlp` one hidden layer of 512 ReLU units).
+      Its logits are the layer's head prediction (`head_logits`).
+    - `supcon`: supervised contrastive loss (Khosla et al. 2020) on two augmented views of
+      the batch (`self.augment` applied twice; both go through the block as one batch of
+      2B). Features are the head's projection of the pooled block output to
+      `training.proj_dim` (128) dimensions, L2-normalized; temperature
+      `training.supcon_temperature` (0.1), base temperature `supcon_base_temperature` (0.07).
+      The final classifier trains on both views. The head is a projection, not a
+      classifier, so this loss reports no per-layer head accuracy.
+    - `sim`: similarity matching (Nøkland & Eidnes 2019): the cosine-similarity matrix of the
+      centred, pooled block output (≤ 2048 features, as above) against that of the one-hot
+      labels, mean squared error. It shapes the block output directly: no head parameters,
+      no head suffix, no per-layer head accuracy.
     """
 
     uses_loss = True
     default_loss = "ce"
+    keys = ("supcon_temperature", "supcon_base_temperature", "proj_dim")
 
     @classmethod
     def check_spec(cls, spec):
         if spec.loss is not None and spec.loss not in LOCAL_LOSSES:
-            raise ValueError(f"mode {spec.name!r}: unknown local loss {spec.loss!r}; allowed: {', '.join(LOCAL_LOSSES)}")
+            raise ValueError(
+                f"mode {spec.name!r}: unknown local loss {spec.loss!r}; allowed: {', '.join(LOCAL_LOSSES)}"
+            )
         if spec.head is not None and spec.head not in HEADS:
             raise ValueError(f"mode {spec.name!r}: unknown head {spec.head!r}; allowed: {', '.join(HEADS)}")
+        if spec.head is not None and spec.loss in HEADLESS_LOSSES:
+            raise ValueError(
+                f"mode {spec.name!r}: local loss {spec.loss!r} works on the pooled block output and takes no head; "
+                f"use {spec.family}-{spec.loss}"
+            )
 
     def __init__(self, model, spec, training, augment=None):
         super().__init__(model, spec, training, augment)
-        device = next(model.parameters()).device
+        spec = self.canonical(spec)
+        self.loss = spec.loss
         kind = spec.head or "linear"
-        self.heads = nn.ModuleList(model.make_head(k, kind) for k in range(len(model.blocks))).to(device)
-        self.optimizer = make_optimizer([*model.parameters(), *self.heads.parameters()], training)
-        self.scheduler = make_scheduler(self.optimizer, training)
+        if self.loss == "ce":
+            heads = [model.make_head(k, kind) for k in range(len(model.blocks))]
+        elif self.loss == "supcon":
+            shapes, dim = model.layer_shapes(), int(self.option("proj_dim"))
+            heads = [AuxHead(shapes[k], dim, kind=kind) for k in range(len(model.blocks))]
+        else:
+            heads = []
+        self.heads = nn.ModuleList(heads).to(self.device)
+        self.parts["heads"] = self.heads
+        self.setup_optimizer()
 
-    def train_step(self, x, y):
-        h = self.augment(x)
-        total = 0.0
-        for block, head in zip(self.model.blocks, self.heads):
+    def setup_optimizer(self) -> None:
+        self._optimize([*self.model.parameters(), *self.heads.parameters()])
+
+    def views(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The augmented training batch: two views stacked for `supcon`, one otherwise."""
+        if self.loss == "supcon":
+            return torch.cat([self.augment(x), self.augment(x)]), torch.cat([y, y])
+        return self.augment(x), y
+
+    def block_loss(self, k: int, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """The local loss of block k given its output z."""
+        if self.loss == "ce":
+            return F.cross_entropy(self.heads[k](z), y)
+        if self.loss == "supcon":
+            return losses.supcon_loss(
+                self.heads[k](z), y, self.option("supcon_temperature"), self.option("supcon_base_temperature")
+            )
+        return losses.similarity_matching_loss(losses.pooled_features(z), y, self.model.num_classes)
+
+    def local_losses(self, x, y):
+        h, y = self.views(x, y)
+        self.heads.train()
+        out = {}
+        for k, block in enumerate(self.model.blocks):
             h = block(h.detach())
-            total = total + F.cross_entropy(head(h), y)
-        total = total + F.cross_entropy(self.model.classifier(h.detach()), y)
-        self.optimizer.zero_grad(set_to_none=True)
-        total.backward()
-        self.optimizer.step()
-        return total.detach()
-
-    def end_epoch(self, epoch):
-        if self.scheduler is not None:
-            self.scheduler.step()
+            out[k] = self.block_loss(k, h, y)
+        out[len(self.model.blocks)] = F.cross_entropy(self.model.classifier(h.detach()), y)
+        return out
 
     def head_logits(self, outputs):
+        if self.loss != "ce":
+            return {}
         self.heads.eval()
         return {k: head(outputs[k]) for k, head in enumerate(self.heads)}
 
+
+@MODES.register("layerwise_seq")
+class LayerWiseSequential(LayerWise):
+    """Sequential layer-wise training: block k is trained, then frozen before block k+1.
+
+    Stage k (k = 0..K-1) spans global epochs k·E+1 .. (k+1)·E, with
+    E = `training.epochs_per_block` (null: training.epochs // K). In stage k only block k
+    and its head learn, from the same local losses as `layerwise` (`ce`, `supcon`, `sim`),
+    on the output of the frozen blocks 0..k-1. The final classifier learns together with
+    the last block (stage K-1, from its detached output); any epochs after K·E form a last
+    stage in which every block is frozen and only the classifier learns. So the final
+    classifier's accuracy stays at chance until stage K-1 (that is what the whole network
+    predicts); per-layer head accuracy shows the progress before.
+
+    Frozen means: `requires_grad` False, eval mode (batch-norm statistics fixed, running
+    under `torch.no_grad`). The trainer calls `model.train()` every epoch, so the frozen
+    blocks are put back in eval mode at every step, before any forward pass.
+
+    Each stage gets a fresh optimizer over its own parameters and a fresh learning-rate
+    schedule over the stage's epochs (multistep milestones count from the stage start;
+    the authors' default is a constant rate). Snapshot epochs are global epochs. The frozen
+    prefix's outputs are not cached: the trainer re-augments every epoch, and the prefix
+    runs without autograd, so caching would save one forward pass at the cost of holding
+    the data set's activations.
+    """
+
+    keys = (*LayerWise.keys, "epochs_per_block")
+
+    @classmethod
+    def epochs_per_block(cls, training: Mapping, num_blocks: int) -> int:
+        value = training.get("epochs_per_block")
+        return training["epochs"] // num_blocks if value is None else int(value)
+
+    @classmethod
+    def check_training(cls, training, num_blocks):
+        super().check_training(training, num_blocks)
+        epochs, value = training["epochs"], training.get("epochs_per_block")
+        most = epochs // num_blocks
+        if value is None:
+            if most < 1:
+                raise ValueError(
+                    f"training.epochs_per_block: null means training.epochs // {num_blocks} blocks, which is 0 "
+                    f"for training.epochs = {epochs}; set training.epochs >= {num_blocks} or give epochs_per_block "
+                    f"with epochs_per_block * {num_blocks} <= training.epochs"
+                )
+            return
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+            raise ValueError(f"training.epochs_per_block: must be a positive integer or null, got {value!r}")
+        if value * num_blocks > epochs:
+            allowed = f"allowed: 1..{most}" if most >= 1 else f"raise training.epochs to at least {num_blocks}"
+            raise ValueError(
+                f"training.epochs_per_block = {value}: {num_blocks} blocks need {value * num_blocks} epochs "
+                f"but training.epochs = {epochs}; {allowed}"
+            )
+
+    def __init__(self, model, spec, training, augment=None):
+        self.stage = 0
+        super().__init__(model, spec, training, augment)
+
+    # -- stages ---------------------------------------------------------------------
+    @property
+    def num_blocks(self) -> int:
+        return len(self.model.blocks)
+
+    def stage_of(self, epoch: int) -> int:
+        """The stage trained in global `epoch`: block index, or K (classifier only)."""
+        per_block = self.epochs_per_block(self.training, self.num_blocks)
+        return min((epoch - 1) // per_block, self.num_blocks)
+
+    def stage_epochs(self, stage: int) -> int:
+        per_block = self.epochs_per_block(self.training, self.num_blocks)
+        return per_block if stage < self.num_blocks else self.training["epochs"] - per_block * self.num_blocks
+
+    def setup_optimizer(self) -> None:
+        self.enter_stage(self.stage)
+
+    def enter_stage(self, stage: int) -> None:
+        """Freeze everything before `stage`; new optimizer and schedule for what it trains."""
+        self.stage = stage
+        for k, block in enumerate(self.model.blocks):
+            block.requires_grad_(k >= stage)
+        for k, head in enumerate(self.heads):
+            head.requires_grad_(k >= stage)
+        self.freeze_prefix()
+        params: list[nn.Parameter] = []
+        if stage < self.num_blocks:
+            params += self.model.blocks[stage].parameters()
+            if len(self.heads):
+                params += self.heads[stage].parameters()
+        if stage >= self.num_blocks - 1:
+            params += self.model.classifier.parameters()
+        self.optimizer = make_optimizer(params, self.training)
+        self.scheduler = make_scheduler(self.optimizer, self.training, epochs=max(self.stage_epochs(stage), 1))
+
+    def frozen_blocks(self) -> list[nn.Module]:
+        return list(self.model.blocks[: self.stage])
+
+    def freeze_prefix(self) -> None:
+        for block in self.frozen_blocks():
+            block.eval()
+
+    def start_epoch(self, epoch):
+        stage = self.stage_of(epoch)
+        if stage != self.stage:
+            self.enter_stage(stage)
+        self.freeze_prefix()
+
+    def local_losses(self, x, y):
+        h, y = self.views(x, y)
+        self.freeze_prefix()
+        self.heads.train()
+        with torch.no_grad():
+            for block in self.frozen_blocks():
+                h = block(h)
+        out = {}
+        if self.stage < self.num_blocks:
+            h = self.model.blocks[self.stage](h)
+            out[self.stage] = self.block_loss(self.stage, h, y)
+        if self.stage >= self.num_blocks - 1:
+            out[self.num_blocks] = F.cross_entropy(self.model.classifier(h.detach()), y)
+        return out
+
+    def end_epoch(self, epoch):
+        super().end_epoch(epoch)
+        self.freeze_prefix()
+
     def state_dict(self):
-        return {
-            "heads": self.heads.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "scheduler": _scheduler_state(self.scheduler),
-        }
+        return {**super().state_dict(), "stage": self.stage}
 
     def load_state_dict(self, state):
-        self.heads.load_state_dict(state["heads"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        if self.scheduler is not None:
-            self.scheduler.load_state_dict(state["scheduler"])
+        self.enter_stage(int(state["stage"]))
+        super().load_state_dict(state)
+
+
+@MODES.register("sigprop")
+class SignalPropagation(Mode):
+    """Signal propagation (Kohan, Rietman & Siegelmann 2023): the label is a signal that is
+    forward-propagated through the same blocks as the data, and every block learns to
+    bring each sample's output close to its class's signal output. No backward pass
+    crosses a block.
+
+    - Signal: a learned embedding of the one-hot labels into the input space,
+      t_0 = W·onehot(c) reshaped to the image shape (a bias-free linear map, trained with
+      block 0, the only loss that reaches it). All C class signals go through each block
+      together with the data as one batch of B + C (so batch-norm statistics include
+      them), h_k = f_k(h_{k-1}.detach()), t_k = f_k(t_{k-1}.detach()).
+    - Local loss of block k: with f = the block output average-pooled to ≤ 2048 features
+      as for the heads (`losses.pooled_features`), D its size, the logits are the scaled
+      dot products s_ic = <f(h_k,i), f(t_k,c)> / sqrt(D) and the loss is the cross-entropy
+      of picking the sample's own class c = y_i among the C signals. The paper compares
+      data and target activations by such a batch similarity (the authors' code scales it
+      by 1/sqrt(D) like attention); taking the C class signals as the candidates makes it a
+      plain classification over prototypes. The scores are not normalized: a cosine
+      version let the activations shrink layer by layer, which starves the final
+      classifier and distorts a fixed-bandwidth kernel.
+    - Per-layer prediction (`head_logits`): the same scores against the signals propagated
+      in eval mode, i.e. sigprop's own inference rule. The final classifier learns by
+      cross-entropy on the detached last block output, as in the other modes.
+    """
+
+    def __init__(self, model, spec, training, augment=None):
+        super().__init__(model, spec, training, augment)
+        self.num_classes = model.num_classes
+        self.embedder = nn.Linear(self.num_classes, math.prod(model.in_shape), bias=False).to(self.device)
+        self.parts["embedder"] = self.embedder
+        self._optimize([*model.parameters(), *self.embedder.parameters()])
+
+    def signals(self) -> torch.Tensor:
+        """The C class signals in the input space, (C, *in_shape)."""
+        eye = torch.eye(self.num_classes, device=self.embedder.weight.device, dtype=self.embedder.weight.dtype)
+        return self.embedder(eye).view(self.num_classes, *self.model.in_shape)
+
+    def local_losses(self, x, y):
+        x = self.augment(x)
+        b = x.shape[0]
+        h = torch.cat([x, self.signals().to(x.dtype)])
+        out = {}
+        for k, block in enumerate(self.model.blocks):
+            h = block(h if k == 0 else h.detach())
+            out[k] = losses.sigprop_loss(h[:b], h[b:], y)
+        out[len(self.model.blocks)] = F.cross_entropy(self.model.classifier(h[:b].detach()), y)
+        return out
+
+    @torch.no_grad()
+    def head_logits(self, outputs):
+        t = self.signals().to(outputs[0].dtype)
+        logits = {}
+        for k, block in enumerate(self.model.blocks):
+            t = block(t)
+            logits[k] = losses.prototype_logits(outputs[k], t)
+        return logits
+
+
+def _normalize_input(module: nn.Module, args: tuple) -> tuple:
+    """Forward pre-hook: feed the module a unit-mean-square version of its input."""
+    return (losses.rms_normalize(args[0]), *args[1:])
+
+
+@MODES.register("ff")
+class ForwardForward(Mode):
+    """Forward-forward (Hinton 2022): every block learns to give high goodness to positive
+    data (image with its true label) and low goodness to negative data (image with a wrong
+    label); no gradient crosses a block.
+
+    - Goodness g = mean squared activation of the block output; loss
+      ½[softplus(θ − g_pos) + softplus(g_neg − θ)] with θ = `training.ff_threshold` (2.0),
+      the negative log-likelihood of p(positive) = σ(g − θ).
+    - Label embedding: the first C pixels (row-major from the top-left corner) of every
+      channel of the normalized image are replaced by the one-hot label times v, as in the
+      paper's MNIST setup, for conv and fully connected networks alike (every architecture
+      takes images; H·W >= C is checked). v is the image's own maximum value (the paper's
+      "on" pixel is the brightest intensity; in normalized units that depends on the data
+      set), or the constant `training.ff_label_value` when set.
+    - Negatives: the same images with a label drawn uniformly from the C − 1 wrong classes,
+      from torch's global generator (the trainer reseeds it every epoch).
+    - Between blocks, each block's input (and the classifier's) is rescaled to unit mean
+      square, so the next block cannot read the previous block's goodness (Hinton's length
+      normalization, scaled to keep activations O(1)). This is a forward pre-hook that the
+      mode installs on `model.blocks[1:]` and `model.classifier`; it is part of the network
+      at evaluation too. A layer's recorded representation is still the block output.
+    - Evaluation (`eval_input`): a neutral label, v/C in every label pixel. The final
+      classifier learns by cross-entropy on the detached last block output of the
+      neutral-label images (forwarded with the positives and negatives as one batch), so
+      accuracy is the whole network's prediction through the final classifier, as in the
+      other modes. FF has no per-layer heads.
+    """
+
+    keys = ("ff_threshold", "ff_label_value")
+
+    def __init__(self, model, spec, training, augment=None):
+        super().__init__(model, spec, training, augment)
+        self.num_classes = model.num_classes
+        if self.num_classes < 2:
+            raise ValueError(f"mode 'ff' needs at least 2 classes to draw wrong labels, got {self.num_classes}")
+        if len(model.in_shape) != 3 or model.in_shape[1] * model.in_shape[2] < self.num_classes:
+            raise ValueError(
+                f"mode 'ff' embeds the label in the first {self.num_classes} pixels of each channel; "
+                f"input shape {model.in_shape} has too few (needs C×H×W images with H·W >= {self.num_classes})"
+            )
+        for module in [*model.blocks[1:], model.classifier]:
+            if not getattr(module, "_ff_input_normalized", False):
+                module.register_forward_pre_hook(_normalize_input)
+                module._ff_input_normalized = True
+        self._optimize(model.parameters())
+
+    def embed(self, x: torch.Tensor, code: torch.Tensor) -> torch.Tensor:
+        """`x` with the label `code` (B, C), scaled by v, in its first C pixels per channel."""
+        value = self.option("ff_label_value")
+        if value is None:
+            value = x.flatten(1).amax(dim=1, keepdim=True)
+        return losses.embed_label(x, code * value)
+
+    def eval_input(self, x):
+        neutral = torch.full((x.shape[0], self.num_classes), 1.0 / self.num_classes, device=x.device)
+        return self.embed(x, neutral)
+
+    def local_losses(self, x, y):
+        x = self.augment(x)
+        b, c = x.shape[0], self.num_classes
+        wrong = (y + torch.randint(1, c, y.shape, device=y.device)) % c
+        h = torch.cat([self.embed(x, F.one_hot(y, c)), self.embed(x, F.one_hot(wrong, c)), self.eval_input(x)])
+        threshold = self.option("ff_threshold")
+        out = {}
+        for k, block in enumerate(self.model.blocks):
+            h = block(h.detach())
+            good = losses.goodness(h[: 2 * b])
+            out[k] = losses.ff_loss(good[:b], good[b:], threshold)
+        out[len(self.model.blocks)] = F.cross_entropy(self.model.classifier(h[2 * b :].detach()), y)
+        return out
+
+
+def check_training(name: str, training: Mapping, num_blocks: int) -> None:
+    """Validate `training` for mode spec `name` on a network of `num_blocks` blocks."""
+    MODES.get(ModeSpec.parse(name).family).check_training(training, num_blocks)
 
 
 def make_mode(name: str, model: BlockNet, training: Mapping, augment: Augment | None = None) -> Mode:

@@ -59,7 +59,7 @@ def infoplane_figure(hsic: pd.DataFrame, dataset: str, arch: str) -> plt.Figure:
                 ax.scatter(traj["nhsic_xz"].iloc[:1], traj["nhsic_yz"].iloc[:1], marker="s", s=50, facecolor="none", edgecolor=color, zorder=4)
                 ax.scatter(traj["nhsic_xz"].iloc[-1:], traj["nhsic_yz"].iloc[-1:], marker="*", s=120, color=color, edgecolor="black", zorder=4)
             seeds = data[(data["mode"] == mode)]["seed"].nunique()
-            ax.set_title(f"{mode} (mean of {seeds} seeds)")
+            ax.set_title(f"{mode} (mean of {seeds} seed{'s' if seeds != 1 else ''})")
             ax.set_xlabel("nHSIC(X; Z)")
             ax.set_ylabel("nHSIC(Y; Z)")
             ax.grid(alpha=0.3)

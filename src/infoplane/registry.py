@@ -15,15 +15,23 @@ class Registry(Generic[T]):
     def __init__(self, kind: str) -> None:
         self.kind = kind
         self._entries: dict[str, T] = {}
+        self._meta: dict[str, dict] = {}
 
-    def register(self, name: str) -> Callable[[T], T]:
+    def register(self, name: str, **meta) -> Callable[[T], T]:
+        """Decorator; `meta` holds facts known without calling the factory (e.g. shapes)."""
+
         def add(factory: T) -> T:
             if name in self._entries:
                 raise ValueError(f"{self.kind} {name!r} is registered twice")
             self._entries[name] = factory
+            self._meta[name] = dict(meta)
             return factory
 
         return add
+
+    def meta(self, name: str) -> dict:
+        self.get(name)
+        return self._meta[name]
 
     def get(self, name: str) -> T:
         try:

@@ -82,7 +82,8 @@ class Trainer:
         runtime.make_deterministic(device)
         runtime.seed_everything(run.seed)
 
-        dataset = data.load(run.dataset, settings["data"]["root"], settings["data"]["download"])
+        # prepare_data downloaded it if allowed: no two training jobs download at once
+        dataset = data.load(run.dataset, settings["data"]["root"], download=False)
         self.dataset = dataset
         keep = data.subset_indices(len(dataset.train_y), settings["data"].get("train_limit"))
         self.train_x = dataset.train_x[keep].to(device)
@@ -129,9 +130,9 @@ class Trainer:
             _batches(n, batch_size, shuffle),
             total=math.ceil(n / batch_size),
             desc=f"epoch {epoch}/{self.training['epochs']}",
-            leave=False,
+            leave=True,
             mininterval=2.0,
-            disable=None,
+            disable=False,
         )
         for idx in bar:
             idx = idx.to(self.device, non_blocking=True)

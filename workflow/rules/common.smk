@@ -58,6 +58,8 @@ def final_outputs():
         f"{R}/tables/metrics.parquet",
         f"{R}/tables/hsic.parquet",
         f"{R}/tables/accuracy.md",
+        f"{R}/tables/probes.parquet",
+        f"{R}/paper/claims.md",
         *[f"{R}/plots/infoplane_{d}_{a}.png" for d, a in pairs],
         *[f"{R}/plots/accuracy_{d}_{a}.png" for d, a in pairs],
     ]

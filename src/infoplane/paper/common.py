@@ -1,0 +1,194 @@
+"""Shared helpers of the paper outputs: input checks, estimator settings, run statistics.
+
+The three input tables are the ones of CONTRACTS.md (metrics, hsic, probes). A *group* is
+one nested run identity dataset × arch; within it modes and seeds vary. nHSIC rows are
+further split by their *estimator setting* (estimator, kernels, σ, bandwidth, ε, batch
+size): values of different settings are never mixed.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+RUN = ["dataset", "arch", "mode", "seed"]
+GROUP = ["dataset", "arch"]
+SETTING_COLUMNS = ["estimator", "kernel_x", "kernel_y", "kernel_z", "sigma", "bandwidth", "epsilon", "batch_size"]
+REQUIRED = {
+    "metrics": [*RUN, "epoch", "split", "layer", "layer_name", "loss", "accuracy"],
+    "hsic": [*RUN, "epoch", "layer", "layer_name", *SETTING_COLUMNS, "n_samples", "nhsic_xz", "nhsic_yz"],
+    "probes": [*RUN, "epoch", "layer", "layer_name", "probe_train_size", "probe_test_size", "accuracy"],
+}
+#: Reference mode of the layer-wise comparisons.
+E2E = "e2e"
+
+
+def check_columns(table: pd.DataFrame, name: str) -> pd.DataFrame:
+    """Refuse a table that lacks contract columns, naming them."""
+    missing = [c for c in REQUIRED[name] if c not in table.columns]
+    if missing:
+        raise ValueError(
+            f"{name} table lacks column(s) {missing}; expected the CONTRACTS.md columns {REQUIRED[name]}"
+        )
+    return table
+
+
+def is_e2e(mode: str) -> bool:
+    return mode == E2E or mode.startswith(E2E + "-")
+
+
+def mode_order(modes: Iterable[str]) -> list[str]:
+    """End-to-end first, then the other modes alphabetically."""
+    modes = sorted(set(modes))
+    return [m for m in modes if is_e2e(m)] + [m for m in modes if not is_e2e(m)]
+
+
+def _fmt_number(value) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def setting_label(row) -> str:
+    """Human label of one estimator setting, e.g. 'nocco; kernels X/Y/Z gaussian/linear/gaussian; σ=5; ε=1e-05; batch m=128'."""
+    parts = [str(row["estimator"]), f"kernels X/Y/Z {row['kernel_x']}/{row['kernel_y']}/{row['kernel_z']}"]
+    sigma, bandwidth = _fmt_number(row["sigma"]), _fmt_number(row["bandwidth"])
+    if sigma:
+        parts.append(f"σ={sigma}")
+    if bandwidth and bandwidth not in ("fixed", "none", "None"):
+        parts.append(f"bandwidth {bandwidth}")
+    parts.append(f"ε={_fmt_number(row['epsilon'])}")
+    parts.append(f"batch m={_fmt_number(row['batch_size'])}")
+    return "; ".join(parts)
+
+
+def setting_slug(row) -> str:
+    """File-name-safe id of one estimator setting."""
+    text = "-".join(
+        [str(row["estimator"]), str(row["kernel_x"]), str(row["kernel_y"]), str(row["kernel_z"])]
+        + [f"s{_fmt_number(row['sigma'])}", f"bw{_fmt_number(row['bandwidth'])}"]
+        + [f"e{_fmt_number(row['epsilon'])}", f"m{_fmt_number(row['batch_size'])}"]
+    )
+    return re.sub(r"[^A-Za-z0-9.+-]+", "_", text)
+
+
+def with_settings(hsic: pd.DataFrame) -> pd.DataFrame:
+    """hsic plus `setting` (label) and `setting_slug` columns."""
+    hsic = hsic.copy()
+    keys = hsic[SETTING_COLUMNS].astype(str).agg("|".join, axis=1)
+    first = hsic.groupby(keys, sort=False).head(1)
+    labels = {k: setting_label(r) for k, (_, r) in zip(keys.loc[first.index], first.iterrows())}
+    slugs = {k: setting_slug(r) for k, (_, r) in zip(keys.loc[first.index], first.iterrows())}
+    hsic["setting"] = keys.map(labels)
+    hsic["setting_slug"] = keys.map(slugs)
+    return hsic
+
+
+def final_rows(table: pd.DataFrame) -> pd.DataFrame:
+    """Rows at each run's last epoch (runs may end at different epochs)."""
+    last = table.groupby(RUN)["epoch"].transform("max")
+    return table[table["epoch"] == last]
+
+
+def mean_std(values: Sequence[float]) -> tuple[float, float, int]:
+    """(mean, sample std (ddof=1; NaN for one value), count) of the finite values."""
+    arr = np.asarray(values, dtype=float)
+    arr = arr[np.isfinite(arr)]
+    if arr.size == 0:
+        return math.nan, math.nan, 0
+    std = float(arr.std(ddof=1)) if arr.size > 1 else math.nan
+    return float(arr.mean()), std, int(arr.size)
+
+
+def deep_layers(num_layers: int) -> list[int]:
+    """The deeper half of layers 0..L-1 (classifier included): indices >= L // 2."""
+    return list(range(num_layers // 2, num_layers))
+
+
+def middle_layers(num_layers: int) -> list[int]:
+    """Blocks other than the first and the last (classifier excluded); all blocks if < 3."""
+    blocks = list(range(num_layers - 1)) or [0]
+    return blocks[1:-1] if len(blocks) >= 3 else blocks
+
+
+def compression(hsic: pd.DataFrame) -> pd.DataFrame:
+    """Per run, setting and layer: peak of nHSIC(X;Z_l) over epochs minus its final value."""
+    keys = [*RUN, "setting", "layer", "layer_name"]
+    ordered = hsic.sort_values("epoch")
+    grouped = ordered.groupby(keys, sort=False)
+    out = grouped.agg(peak=("nhsic_xz", "max"), final=("nhsic_xz", "last")).reset_index()
+    out["compression"] = out["peak"] - out["final"]
+    return out
+
+
+def generalization_gap(metrics: pd.DataFrame) -> pd.DataFrame:
+    """Per run: train minus test accuracy of the whole network at the run's last epoch."""
+    final = final_rows(whole_network(metrics))
+    wide = final.pivot_table(index=RUN, columns="split", values="accuracy", aggfunc="mean")
+    if not {"train", "test"} <= set(wide.columns):
+        return pd.DataFrame(columns=[*RUN, "train", "test", "gap"])
+    wide = wide.reset_index()
+    wide["gap"] = wide["train"] - wide["test"]
+    return wide[[*RUN, "train", "test", "gap"]]
+
+
+def whole_network(metrics: pd.DataFrame) -> pd.DataFrame:
+    """The final classifier's rows (the whole network's prediction)."""
+    return metrics[metrics["layer_name"] == "classifier"]
+
+
+@dataclass
+class Inputs:
+    """The three tables, checked; hsic carries `setting` / `setting_slug` columns."""
+
+    metrics: pd.DataFrame
+    hsic: pd.DataFrame
+    probes: pd.DataFrame
+
+    @classmethod
+    def from_frames(cls, metrics: pd.DataFrame, hsic: pd.DataFrame, probes: pd.DataFrame) -> Inputs:
+        check_columns(metrics, "metrics")
+        check_columns(hsic, "hsic")
+        check_columns(probes, "probes")
+        return cls(metrics.copy(), with_settings(hsic), probes.copy())
+
+    @classmethod
+    def read(cls, metrics: str, hsic: str, probes: str) -> Inputs:
+        return cls.from_frames(pd.read_parquet(metrics), pd.read_parquet(hsic), pd.read_parquet(probes))
+
+    def settings(self) -> list[tuple[str, str]]:
+        """(label, slug) of every estimator setting, sorted by label."""
+        pairs = self.hsic[["setting", "setting_slug"]].drop_duplicates().sort_values("setting")
+        return list(pairs.itertuples(index=False, name=None))
+
+    def seeds(self) -> list[int]:
+        frames = [t["seed"] for t in (self.metrics, self.hsic, self.probes) if len(t)]
+        return sorted({int(s) for f in frames for s in f}) if frames else []
+
+    def header(self, experiment: str) -> str:
+        """One line: experiment, estimator settings, seeds (what a reader needs to judge a table)."""
+        settings = "; ".join(f"[{label}]" for label, _ in self.settings()) or "none"
+        seeds = self.seeds()
+        per_run = self.metrics.groupby([*GROUP, "mode"])["seed"].nunique() if len(self.metrics) else pd.Series()
+        counts = sorted(set(per_run.tolist()))
+        if not counts:
+            count_text = f"{len(seeds)} seed{'s' * (len(seeds) != 1)}"
+        elif len(counts) == 1:
+            count_text = f"{counts[0]} seed{'s' * (counts[0] != 1)} per cell"
+        else:
+            count_text = f"{counts[0]}–{counts[-1]} seeds per cell"
+        probe = ""
+        if len(self.probes):
+            sizes = self.probes[["probe_train_size", "probe_test_size"]].drop_duplicates().iloc[0]
+            probe = f" · linear probe: {sizes.probe_train_size} train / {sizes.probe_test_size} test samples"
+        return (
+            f"Experiment `{experiment}` · nHSIC estimator: {settings} · {count_text} "
+            f"(seeds {', '.join(map(str, seeds))}){probe}"
+        )

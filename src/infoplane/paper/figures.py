@@ -1,0 +1,218 @@
+"""The study's figures (matplotlib, Agg backend, colour-blind-safe palettes).
+
+Per dataset × arch (× estimator setting for nHSIC figures), under `figures/<kind>/`:
+
+* `infoplane/`: information-plane trajectories, one panel per mode, one line per layer
+  (mean over seeds, one marker shape per layer), segments and points coloured by epoch
+  (viridis), start (○) and end (the layer's marker outlined in black) marked.
+* `nhsic/`: nHSIC(X;Z_l) (top) and nHSIC(Y;Z_l) (bottom) versus epoch, one panel per mode,
+  one line per layer (cividis by depth), mean ± std over seeds as a band.
+* `separability/`: linear-probe test accuracy versus depth at the last epoch, one line per
+  mode (seaborn "colorblind" palette, distinct markers), ± std error bars; initialization dashed.
+* `compression/`: middle-layer compression versus generalization gap, one point per run.
+"""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import seaborn as sns  # noqa: E402
+from matplotlib.collections import LineCollection  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
+
+from ..io import atomic_path  # noqa: E402
+from .common import GROUP, RUN, Inputs, compression, final_rows, generalization_gap, middle_layers, mode_order  # noqa: E402
+
+MARKERS = ["o", "s", "^", "D", "v", "P", "X", "<", ">", "h", "*", "p"]
+KINDS = ("infoplane", "nhsic", "separability", "compression")
+
+
+def _wrap(text: str, width: int = 100) -> str:
+    return "\n".join(textwrap.wrap(text, width))
+
+
+def _palette(n: int) -> list:
+    return sns.color_palette("colorblind", max(n, 1))
+
+
+def _save(fig, path: Path) -> Path:
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
+    plt.close(fig)
+    return path
+
+
+def _mean_over_seeds(frame: pd.DataFrame, keys: list[str], values: list[str]) -> pd.DataFrame:
+    agg = frame.groupby(keys)[values].agg(["mean", "std"])
+    agg.columns = [f"{v}_{s}" for v, s in agg.columns]
+    return agg.reset_index()
+
+
+def _seeds_text(frame: pd.DataFrame) -> str:
+    seeds = sorted(frame["seed"].unique())
+    return f"mean over {len(seeds)} seed{'s' if len(seeds) != 1 else ''}"
+
+
+def infoplane(block: pd.DataFrame, title: str, path: Path) -> Path:
+    """One panel per mode; x = nHSIC(X;Z_l), y = nHSIC(Y;Z_l); colour = epoch."""
+    modes = mode_order(block["mode"])
+    mean = _mean_over_seeds(block, ["mode", "layer", "layer_name", "epoch"], ["nhsic_xz", "nhsic_yz"])
+    epochs = np.sort(mean["epoch"].unique())
+    norm = plt.Normalize(epochs.min(), max(epochs.max(), epochs.min() + 1))
+    cmap = plt.get_cmap("viridis")
+    fig, axes = plt.subplots(
+        1, len(modes), figsize=(5.2 * len(modes) + 1, 4.8), sharex=True, sharey=True, squeeze=False, layout="constrained"
+    )
+    layers = sorted(mean[["layer", "layer_name"]].drop_duplicates().itertuples(index=False, name=None))
+    markers = {key: MARKERS[i % len(MARKERS)] for i, key in enumerate(layers)}
+    for ax, mode in zip(axes[0], modes):
+        part = mean[mean["mode"] == mode]
+        for (layer, name), traj in part.groupby(["layer", "layer_name"], sort=True):
+            traj = traj.sort_values("epoch")
+            x, y, e = traj["nhsic_xz_mean"].to_numpy(), traj["nhsic_yz_mean"].to_numpy(), traj["epoch"].to_numpy()
+            if len(x) > 1:
+                segments = np.stack([np.column_stack([x[:-1], y[:-1]]), np.column_stack([x[1:], y[1:]])], axis=1)
+                lines = LineCollection(segments, cmap=cmap, norm=norm, linewidths=1.6)
+                lines.set_array((e[:-1] + e[1:]) / 2)
+                ax.add_collection(lines)
+            marker = markers[(layer, name)]
+            ax.scatter(x, y, c=e, cmap=cmap, norm=norm, s=16, marker=marker, zorder=3, edgecolors="none")
+            ax.scatter(x[:1], y[:1], s=90, facecolors="none", edgecolors="black", marker="o", zorder=4, linewidths=1.1)
+            ax.scatter(x[-1:], y[-1:], s=90, c=e[-1:], cmap=cmap, norm=norm, marker=marker, zorder=5,
+                       edgecolors="black", linewidths=1.3)  # fmt: skip
+        ax.set_title(mode)
+        ax.set_xlabel("nHSIC(X; Z_l)")
+        ax.autoscale_view()
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("nHSIC(Y; Z_l)")
+    handles = [
+        plt.Line2D([], [], marker=markers[key], color="0.35", linestyle="", label=f"layer {key[0]}: {key[1]}")
+        for key in layers
+    ]
+    handles += [
+        plt.Line2D([], [], marker="o", color="black", markerfacecolor="none", linestyle="", label="start (first epoch)"),
+        plt.Line2D([], [], marker="s", color="0.35", markeredgecolor="black", linestyle="", label="end (outlined)"),
+    ]
+    axes[0][-1].legend(handles=handles, loc="best", fontsize=8)
+    bar = fig.colorbar(plt.cm.ScalarMappable(norm=norm, cmap=cmap), ax=axes[0].tolist(), label="epoch", shrink=0.9)
+    bar.ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    fig.suptitle(_wrap(f"{title}; {_seeds_text(block)}", 40 * len(modes) + 20), fontsize=10)
+    return _save(fig, path)
+
+
+def nhsic_vs_epoch(block: pd.DataFrame, title: str, path: Path) -> Path:
+    """Rows nHSIC(X;Z), nHSIC(Y;Z); one panel per mode; one line per layer with a seed band."""
+    modes = mode_order(block["mode"])
+    mean = _mean_over_seeds(block, ["mode", "layer", "layer_name", "epoch"], ["nhsic_xz", "nhsic_yz"])
+    layers = sorted(mean[["layer", "layer_name"]].drop_duplicates().itertuples(index=False, name=None))
+    colors = dict(zip(layers, sns.color_palette("cividis", len(layers))))
+    fig, axes = plt.subplots(
+        2, len(modes), figsize=(4.8 * len(modes), 6.6), sharex=True, sharey="row", squeeze=False,
+        layout="constrained",
+    )
+    for col, mode in enumerate(modes):
+        part = mean[mean["mode"] == mode]
+        for row, (value, label) in enumerate((("nhsic_xz", "nHSIC(X; Z_l)"), ("nhsic_yz", "nHSIC(Y; Z_l)"))):
+            ax = axes[row][col]
+            for (layer, name), traj in part.groupby(["layer", "layer_name"], sort=True):
+                traj = traj.sort_values("epoch")
+                m, s = traj[f"{value}_mean"].to_numpy(), traj[f"{value}_std"].fillna(0).to_numpy()
+                ax.plot(traj["epoch"], m, color=colors[(layer, name)], label=f"{layer}: {name}", lw=1.6)
+                ax.fill_between(traj["epoch"], m - s, m + s, color=colors[(layer, name)], alpha=0.2, lw=0)
+            ax.grid(alpha=0.3)
+            if col == 0:
+                ax.set_ylabel(label)
+            if row == 0:
+                ax.set_title(mode)
+            else:
+                ax.set_xlabel("epoch")
+    axes[0][-1].legend(title="layer", fontsize=8, loc="best")
+    fig.suptitle(_wrap(f"{title}; {_seeds_text(block)}; band: ± std over seeds", 40 * len(modes) + 20), fontsize=10)
+    return _save(fig, path)
+
+
+def separability(block: pd.DataFrame, title: str, path: Path) -> Path:
+    """Probe test accuracy vs depth at the last epoch, one line per mode; initialization dashed."""
+    modes = mode_order(block["mode"])
+    final = final_rows(block)
+    mean = _mean_over_seeds(final, ["mode", "layer", "layer_name"], ["accuracy"])
+    colors = dict(zip(modes, _palette(len(modes))))
+    fig, ax = plt.subplots(figsize=(6.4, 4.4), layout="constrained")
+    for i, mode in enumerate(modes):
+        part = mean[mean["mode"] == mode].sort_values("layer")
+        ax.errorbar(
+            part["layer"], 100 * part["accuracy_mean"], yerr=100 * part["accuracy_std"].fillna(0),
+            color=colors[mode], marker=MARKERS[i % len(MARKERS)], capsize=3, lw=1.8, label=f"{mode} (last epoch)",
+        )  # fmt: skip
+    init = block[block["epoch"] == 0]
+    if len(init):
+        start = init.groupby("layer")["accuracy"].mean()
+        ax.plot(start.index, 100 * start.to_numpy(), color="0.4", ls="--", lw=1.2, label="initialization (epoch 0)")
+    names = final[["layer", "layer_name"]].drop_duplicates().sort_values("layer")
+    ax.set_xticks(names["layer"], [f"{l}: {n}" for l, n in names.itertuples(index=False)], rotation=30, ha="right")
+    ax.set_xlabel("layer (depth)")
+    ax.set_ylabel("linear-probe test accuracy (%)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    ax.set_title(_wrap(f"{title}; {_seeds_text(block)}; bars: ± std", 70), fontsize=10)
+    return _save(fig, path)
+
+
+def compression_gap(comp: pd.DataFrame, gap: pd.DataFrame, title: str, path: Path) -> Path:
+    """x = mean middle-layer compression of a run, y = its generalization gap; one point per run."""
+    from scipy.stats import spearmanr
+
+    middle = middle_layers(int(comp["layer"].max()) + 1)
+    per_run = comp[comp["layer"].isin(middle)].groupby(RUN)["compression"].mean().reset_index()
+    joined = per_run.merge(gap, on=RUN)
+    modes = mode_order(joined["mode"]) if len(joined) else []
+    colors = dict(zip(modes, _palette(len(modes))))
+    fig, ax = plt.subplots(figsize=(6.4, 4.8), layout="constrained")
+    for i, mode in enumerate(modes):
+        part = joined[joined["mode"] == mode]
+        ax.scatter(part["compression"], 100 * part["gap"], color=colors[mode], marker=MARKERS[i % len(MARKERS)],
+                   s=45, label=mode, edgecolors="black", linewidths=0.4)  # fmt: skip
+    rho_text = ""
+    if len(joined) >= 3 and joined["compression"].nunique() > 1 and joined["gap"].nunique() > 1:
+        rho_text = f"; Spearman ρ = {spearmanr(joined['compression'], joined['gap'])[0]:.2f} (n = {len(joined)} runs)"
+    ax.set_xlabel(f"compression: max − last nHSIC(X; Z_l),\nmean over middle layers {middle}")
+    ax.set_ylabel("generalization gap: train − test accuracy (pp)")
+    ax.grid(alpha=0.3)
+    if modes:
+        ax.legend(fontsize=8)
+    ax.set_title(_wrap(f"{title}{rho_text}", 70), fontsize=10)
+    return _save(fig, path)
+
+
+def make_figures(inputs: Inputs, out: Path) -> list[Path]:
+    """All figures under out/figures/<kind>/; returns the written paths."""
+    out = Path(out)
+    for kind in KINDS:  # every kind has its folder, even when there is nothing to draw
+        (out / kind).mkdir(parents=True, exist_ok=True)
+    written = []
+    hsic = inputs.hsic
+    comp = compression(hsic) if len(hsic) else None
+    gap = generalization_gap(inputs.metrics)
+    for (setting, slug), block in hsic.groupby(["setting", "setting_slug"], sort=True):
+        for (dataset, arch), group in block.groupby(GROUP, sort=True):
+            stem = f"{dataset}_{arch}_{slug}"
+            where = f"{dataset} / {arch}; estimator: {setting}"
+            written.append(infoplane(group, f"Information plane, {where}", out / "infoplane" / f"{stem}.png"))
+            written.append(nhsic_vs_epoch(group, f"nHSIC vs epoch, {where}", out / "nhsic" / f"{stem}.png"))
+            part = comp[(comp["setting"] == setting) & (comp["dataset"] == dataset) & (comp["arch"] == arch)]
+            written.append(
+                compression_gap(part, gap, f"Compression vs generalization, {where}", out / "compression" / f"{stem}.png")
+            )
+    for (dataset, arch), group in inputs.probes.groupby(GROUP, sort=True):
+        written.append(
+            separability(group, f"Linear separability vs depth, {dataset} / {arch}", out / "separability" / f"{dataset}_{arch}.png")
+        )
+    return written

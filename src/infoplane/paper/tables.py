@@ -1,0 +1,176 @@
+"""The study's four tables: a tidy numeric frame (Parquet) and a display (md, tex, html).
+
+Cells are mean ± sample std over seeds (std omitted when there is one seed). Every run is
+read at its own last epoch. Table 1 and 2 mark the best mode of each row in bold.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import pandas as pd
+
+from .common import GROUP, Inputs, compression, final_rows, generalization_gap, mean_std, mode_order, whole_network
+from .render import Display, Section
+
+
+def pm(mean: float, std: float, fmt: Callable[[float], str]) -> str:
+    if math.isnan(mean):
+        return "–"
+    return fmt(mean) if math.isnan(std) else f"{fmt(mean)} ± {fmt(std)}"
+
+
+def pct(value: float) -> str:
+    return f"{100 * value:.2f}"
+
+
+def sig(value: float) -> str:
+    return f"{value:.3g}"
+
+
+def _summarize(frame: pd.DataFrame, keys: list[str], value: str, prefix: str = "") -> pd.DataFrame:
+    """Mean, std, n over seeds of `value` per `keys`."""
+    rows = []
+    for key, part in frame.groupby(keys, sort=True):
+        mean, std, n = mean_std(part[value])
+        rows.append({**dict(zip(keys, key)), f"{prefix}mean": mean, f"{prefix}std": std, f"{prefix}n_seeds": n})
+    columns = [*keys, f"{prefix}mean", f"{prefix}std", f"{prefix}n_seeds"]
+    out = pd.DataFrame(rows, columns=columns)
+    out[f"{prefix}n_seeds"] = out[f"{prefix}n_seeds"].astype("int64")
+    return out
+
+
+def _best_mask(means: list[float]) -> list[bool]:
+    finite = [m for m in means if not math.isnan(m)]
+    if len(finite) < 2:
+        return [False] * len(means)
+    best = max(finite)
+    return [not math.isnan(m) and math.isclose(m, best, rel_tol=0, abs_tol=1e-12) for m in means]
+
+
+def _layer_label(layer: int, name: str) -> str:
+    return f"{layer}: {name}"
+
+
+def table_accuracy(inputs: Inputs, header: str) -> tuple[pd.DataFrame, Display]:
+    """Table 1: final test accuracy of the whole network, dataset × arch rows, mode columns."""
+    test = final_rows(whole_network(inputs.metrics))
+    test = test[test["split"] == "test"]
+    tidy = _summarize(test, [*GROUP, "mode"], "accuracy")
+    modes = mode_order(tidy["mode"])
+    tidy["best"] = False
+    rows, bold = [], []
+    for (dataset, arch), part in tidy.groupby(GROUP, sort=True):
+        cells = {r.mode: r for r in part.itertuples()}
+        means = [cells[m].mean if m in cells else math.nan for m in modes]
+        mask = _best_mask(means)
+        for m, is_best in zip(modes, mask):
+            if is_best:
+                tidy.loc[cells[m].Index, "best"] = True
+        rows.append([dataset, arch] + [pm(cells[m].mean, cells[m].std, pct) if m in cells else "–" for m in modes])
+        bold.append([False, False] + mask)
+    display = Display(
+        "Table 1: Test accuracy (%) of the whole network at the last epoch",
+        header,
+        [Section(["dataset", "arch", *modes], rows, bold)],
+        note="Mean ± std over seeds; best mode of each row in bold.",
+    )
+    return tidy, display
+
+
+def table_separability(inputs: Inputs, header: str) -> tuple[pd.DataFrame, Display]:
+    """Table 2: linear-probe test accuracy per layer at the last epoch, mode columns."""
+    final = final_rows(inputs.probes)
+    tidy = _summarize(final, [*GROUP, "layer", "layer_name", "mode"], "accuracy")
+    modes = mode_order(tidy["mode"])
+    rows, bold = [], []
+    for (dataset, arch, layer, name), part in tidy.groupby([*GROUP, "layer", "layer_name"], sort=True):
+        cells = {r.mode: r for r in part.itertuples()}
+        means = [cells[m].mean if m in cells else math.nan for m in modes]
+        rows.append(
+            [dataset, arch, _layer_label(layer, name)]
+            + [pm(cells[m].mean, cells[m].std, pct) if m in cells else "–" for m in modes]
+        )
+        bold.append([False] * 3 + _best_mask(means))
+    display = Display(
+        "Table 2: Linear separability (%): linear-probe test accuracy per layer at the last epoch",
+        header,
+        [Section(["dataset", "arch", "layer", *modes], rows, bold)],
+        note="Mean ± std over seeds; best mode of each row in bold.",
+    )
+    return tidy, display
+
+
+def table_nhsic(inputs: Inputs, header: str) -> tuple[pd.DataFrame, Display]:
+    """Table 3: final nHSIC(X;Z_l) and nHSIC(Y;Z_l) per layer, one section per estimator setting."""
+    final = final_rows(inputs.hsic)
+    keys = ["setting", *GROUP, "layer", "layer_name", "mode"]
+    xz = _summarize(final, keys, "nhsic_xz", "xz_")
+    yz = _summarize(final, keys, "nhsic_yz", "yz_")
+    tidy = xz.merge(yz.drop(columns="yz_n_seeds"), on=keys).rename(columns={"xz_n_seeds": "n_seeds"})
+    sections = []
+    for setting, block in tidy.groupby("setting", sort=True):
+        modes = mode_order(block["mode"])
+        rows = []
+        for (dataset, arch, layer, name), part in block.groupby([*GROUP, "layer", "layer_name"], sort=True):
+            cells = {r.mode: r for r in part.itertuples()}
+            row = [dataset, arch, _layer_label(layer, name)]
+            for m in modes:
+                if m in cells:
+                    row += [pm(cells[m].xz_mean, cells[m].xz_std, sig), pm(cells[m].yz_mean, cells[m].yz_std, sig)]
+                else:
+                    row += ["–", "–"]
+            rows.append(row)
+        columns = ["dataset", "arch", "layer"] + [f"{m} {v}" for m in modes for v in ("nHSIC(X;Z)", "nHSIC(Y;Z)")]
+        sections.append(Section(columns, rows, title=f"estimator: {setting}"))
+    display = Display(
+        "Table 3: nHSIC(X;Z_l) and nHSIC(Y;Z_l) per layer at the last epoch",
+        header,
+        sections,
+        note="Mean ± std over seeds. nHSIC values depend on the estimator setting (m, ε, σ): compare within a section.",
+    )
+    return tidy, display
+
+
+def table_compression(inputs: Inputs, header: str) -> tuple[pd.DataFrame, Display]:
+    """Table 4: compression (peak − final nHSIC(X;Z_l)) per layer and mode, beside the generalization gap."""
+    comp = compression(inputs.hsic)
+    keys = ["setting", *GROUP, "layer", "layer_name", "mode"]
+    tidy = _summarize(comp, keys, "compression", "compression_")
+    gap = _summarize(generalization_gap(inputs.metrics), [*GROUP, "mode"], "gap", "gap_")
+    tidy = tidy.merge(gap.drop(columns="gap_n_seeds"), on=[*GROUP, "mode"], how="left")
+    tidy = tidy.rename(columns={"compression_n_seeds": "n_seeds"})
+    sections = []
+    for setting, block in tidy.groupby("setting", sort=True):
+        modes = mode_order(block["mode"])
+        rows = []
+        for (dataset, arch), group in block.groupby(GROUP, sort=True):
+            for (layer, name), part in group.groupby(["layer", "layer_name"], sort=True):
+                cells = {r.mode: r for r in part.itertuples()}
+                rows.append(
+                    [dataset, arch, _layer_label(layer, name)]
+                    + [pm(cells[m].compression_mean, cells[m].compression_std, sig) if m in cells else "–" for m in modes]
+                )
+            first = {r.mode: r for r in group.drop_duplicates("mode").itertuples()}
+            rows.append(
+                [dataset, arch, "gen. gap (train − test, %)"]
+                + [pm(first[m].gap_mean, first[m].gap_std, pct) if m in first else "–" for m in modes]
+            )
+        sections.append(Section(["dataset", "arch", "layer", *modes], rows, title=f"estimator: {setting}"))
+    display = Display(
+        "Table 4: Compression per layer: max over epochs of nHSIC(X;Z_l) minus its last-epoch value",
+        header,
+        sections,
+        note="Mean ± std over seeds; last row of each dataset/arch: the whole network's generalization gap "
+        "(train − test accuracy at the last epoch, percentage points).",
+    )
+    return tidy, display
+
+
+TABLES: dict[str, Callable[[Inputs, str], tuple[pd.DataFrame, Display]]] = {
+    "table1_accuracy": table_accuracy,
+    "table2_separability": table_separability,
+    "table3_nhsic": table_nhsic,
+    "table4_compression": table_compression,
+}
