@@ -3,9 +3,9 @@
 Needs a running cluster whose nodes declare a `gpu` GRES, e.g. the single-node one of
 `tests/slurm/cluster.sh start` (which `.ci/run` brings up); skipped otherwise.
 
-One tiny sweep (two runs) is submitted; while one run trains, its job is killed with
+The tables of a tiny sweep (two runs) are made by submitting jobs; while one run trains, its job is killed with
 `scancel` after its first checkpoint. Then snakemake is run again and must finish the
-sweep from that checkpoint. Checked: every train and hsic job ran inside a SLURM job that
+sweep from that checkpoint. Checked: every train, hsic and probe job ran inside a SLURM job that
 snakemake submitted, the killed run resumed (not restarted), and the tables equal those of
 a local run of the same config. A second, fast test checks that an unknown partition
 stops the sweep with SLURM's own message.
@@ -29,7 +29,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from sweep import REPO, TINY, env, snakemake_cmd, write_config
+from sweep import BIN, REPO, TINY, env, write_config
 
 PROFILE = REPO / "workflow" / "profiles" / "slurm"
 SNAKEMAKE_TIMEOUT = 600  # s per snakemake call; a snakemake stuck polling ignores SIGTERM
@@ -42,7 +42,8 @@ CONFIG = copy.deepcopy(TINY) | {
     "snapshots": {"every": 2, "probe_size": 256},
 }
 RUNS = [("mnist5k", "mlp", mode, 0) for mode in CONFIG["modes"]]
-TABLES = ["metrics.parquet", "hsic.parquet"]
+TABLES = ["metrics.parquet", "hsic.parquet", "probes.parquet"]
+STAGES = ["train", "hsic", "probe"]  # the rules that run on GPU nodes, one job per run each
 KEYS = ["dataset", "arch", "mode", "seed", "epoch", "split", "layer", "estimator"]
 
 
@@ -89,8 +90,12 @@ def _slurm_args() -> list[str]:
 
 
 def _snakemake(workdir: Path, *args: str, environ=None, background=False):
-    """This repo's snakemake on config.yaml in `workdir`; SIGKILLed after SNAKEMAKE_TIMEOUT."""
-    cmd = ["timeout", "-s", "KILL", str(SNAKEMAKE_TIMEOUT), *snakemake_cmd(workdir, workdir / "config.yaml", *args)]
+    """This repo's snakemake making the tables of config.yaml in `workdir`; SIGKILLed after SNAKEMAKE_TIMEOUT."""
+    cmd = [
+        "timeout", "-s", "KILL", str(SNAKEMAKE_TIMEOUT), str(BIN / "snakemake"),
+        *[f"results/tables/{name}" for name in TABLES],  # before the options: some take several values
+        "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir), "--configfile", "config.yaml", *args,
+    ]  # fmt: skip
     log = open(workdir / f"snakemake-{time.monotonic_ns()}.log", "w+")
     proc = subprocess.Popen(
         cmd, cwd=workdir, env=environ or _env(), stdout=log, stderr=subprocess.STDOUT, text=True, start_new_session=True
@@ -204,10 +209,10 @@ def test_sweep_on_slurm_survives_scancel_and_equals_local_run(workdirs):
     resumed = re.search(r"resum\w* .* epoch (\d+)", train_log.read_text())
     assert resumed and int(resumed.group(1)) >= cut, f"train did not resume:\n{train_log.read_text()[-2000:]}"
 
-    # 3. Every train and hsic job ran inside a SLURM job that snakemake submitted.
+    # 3. Every train, hsic and probe job ran inside a SLURM job that snakemake submitted.
     submitted = _submitted(first) | _submitted(second)
     for run in RUNS:
-        for stage in ("train", "hsic"):
+        for stage in STAGES:
             in_job = _slurm_job_in_log(work / "results" / "logs" / stage / f"{_run_dir(run)}.log")
             assert in_job in submitted, f"{stage} of {run} did not run in a submitted SLURM job ({in_job})"
     assert _slurm_job_in_log(train_log) != job, "the resumed train ran in a new SLURM job"
