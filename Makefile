@@ -13,9 +13,10 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q -e '.[test,slurm]'
 	touch $(STAMP)
 
-## run: the default sweep (config.yaml) with snakemake --cores $(CORES)
+## run: the default sweep (config.yaml): snakemake --cores $(CORES) with the local profile
+## (snakemake auto-loads only ./profiles/default, so the workflow profile is named explicitly)
 run: $(STAMP)
-	PATH=$(abspath $(BIN)):$$PATH snakemake --cores $(CORES)
+	PATH=$(abspath $(BIN)):$$PATH snakemake --cores $(CORES) --workflow-profile workflow/profiles/default
 
 ## test: the whole test suite
 test: $(STAMP)
