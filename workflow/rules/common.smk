@@ -41,7 +41,8 @@ def train_settings():
     return json.dumps(
         {
             "training": config["training"],
-            "data": config["data"],
+            # not `download`: prepare_data downloads; training never does
+            "data": {k: v for k, v in config["data"].items() if k != "download"},
             "device": config["device"],
             "snapshots": {
                 "epochs": SNAPSHOT_EPOCHS,
