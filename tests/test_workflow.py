@@ -15,7 +15,7 @@ import torch
 
 from infoplane.measure import HSIC_COLUMNS
 from infoplane.train import METRICS_COLUMNS
-from sweep import REPO, TINY, env, snakemake, snakemake_cmd, write_config
+from sweep import BIN, REPO, TINY, env, snakemake, snakemake_cmd, write_config
 
 pytestmark = pytest.mark.workflow
 
@@ -148,12 +148,12 @@ def test_killed_sweep_resumes_from_checkpoint_and_matches(tmp_path):
 
 def test_lint_and_format():
     lint = subprocess.run(
-        [str(REPO / ".venv/bin/snakemake") if (REPO / ".venv/bin/snakemake").exists() else "snakemake", "--lint"],
+        [str(BIN / "snakemake"), "--lint"],
         cwd=REPO, env=env(), capture_output=True, text=True, timeout=300,
     )
     assert lint.returncode == 0, lint.stdout[-3000:] + lint.stderr[-3000:]
     fmt = subprocess.run(
-        ["snakefmt", "--check", "Snakefile", "workflow/rules"], cwd=REPO, env=env(), capture_output=True, text=True
+        [str(BIN / "snakefmt"), "--check", "Snakefile", "workflow/rules"], cwd=REPO, env=env(), capture_output=True, text=True
     )
     assert fmt.returncode == 0, fmt.stderr[-3000:]
 
@@ -161,8 +161,8 @@ def test_lint_and_format():
 @pytest.mark.parametrize("experiment", sorted((REPO / "experiments").glob("*.yaml")), ids=lambda p: p.stem)
 def test_every_experiment_dry_runs(tmp_path, experiment):
     done = subprocess.run(
-        [str(REPO / ".venv/bin/snakemake") if (REPO / ".venv/bin/snakemake").exists() else "snakemake",
-         "--snakefile", str(REPO / "Snakefile"), "--directory", str(tmp_path), "--configfile", str(experiment), "-n"],
+        [str(BIN / "snakemake"), "--snakefile", str(REPO / "Snakefile"), "--directory", str(tmp_path),
+         "--configfile", str(experiment), "-n"],
         cwd=REPO, env=env(), capture_output=True, text=True, timeout=300,
     )
     assert done.returncode == 0, done.stderr[-3000:]
