@@ -49,6 +49,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from infoplane import runtime
 from infoplane.registry import Registry
 
 KERNELS: Registry = Registry("kernel")
@@ -62,9 +63,7 @@ def resolve_device(device: str | torch.device | None, like: torch.Tensor | None 
     """``"auto"``: CUDA if available else CPU; ``None``: the device of ``like`` (CPU without it)."""
     if device is None:
         return like.device if isinstance(like, torch.Tensor) else torch.device("cpu")
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    return runtime.resolve_device(str(device))
 
 
 def _as_tensor(a, name: str) -> torch.Tensor:

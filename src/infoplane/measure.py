@@ -10,7 +10,6 @@ per (epoch, layer, estimator) with every estimator setting recorded next to the 
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 from collections.abc import Mapping, Sequence
@@ -21,6 +20,7 @@ import torch
 from tqdm import tqdm
 
 from . import hsic, io, runtime
+from .snapshots import check_matches_probe, run_identity, run_job_parser
 
 log = logging.getLogger("infoplane")
 
@@ -55,8 +55,7 @@ def measure_run(
     frames = []
     for path in tqdm(snapshot_paths, desc="snapshots", mininterval=2.0, disable=False):
         snap = io.torch_load(path)
-        if not torch.equal(snap["indices"], probe["indices"]):
-            raise ValueError(f"{path} was taken on other probe samples than the probe set; retrain or re-prepare")
+        check_matches_probe(snap, probe, path)
         scores = hsic.layer_scores(
             probe["x"],
             probe["y"],
@@ -84,21 +83,13 @@ def measure_run(
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m infoplane.measure", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--probe-data", type=Path, required=True)
-    parser.add_argument("--snapshots", type=Path, nargs="+", required=True)
+    parser = run_job_parser("python -m infoplane.measure", __doc__.split("\n\n")[0])
     parser.add_argument("--settings", required=True, help="JSON of the config's hsic section")
-    parser.add_argument("--dataset", required=True)
-    parser.add_argument("--arch", required=True)
-    parser.add_argument("--mode", required=True)
-    parser.add_argument("--seed", type=int, required=True)
-    parser.add_argument("--device", default="auto")
-    parser.add_argument("--threads", type=int, default=None)
-    parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
     device = runtime.setup_job(args.threads, args.device)
-    identity = {"dataset": args.dataset, "arch": args.arch, "mode": args.mode, "seed": args.seed}
-    table = measure_run(io.torch_load(args.probe_data), args.snapshots, json.loads(args.settings), identity, device)
+    table = measure_run(
+        io.torch_load(args.probe_data), args.snapshots, json.loads(args.settings), run_identity(args), device
+    )
     io.write_parquet(table, args.out)
 
 

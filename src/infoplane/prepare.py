@@ -12,7 +12,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from . import data, io
+from . import data, io, runtime
 
 log = logging.getLogger("infoplane")
 
@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--probe-size", type=int, required=True)
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    runtime.setup_logging()
     dataset = data.load(args.dataset, args.root, args.download)
     log.info(
         "%s: %d train / %d test images of shape %s, %d classes",

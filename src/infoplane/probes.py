@@ -28,7 +28,6 @@ CLI (one job per run, all of its snapshot epochs):
 
 from __future__ import annotations
 
-import argparse
 import json
 import re
 import sys
@@ -42,6 +41,7 @@ from torch.nn import functional as F
 
 from . import runtime
 from .io import torch_load, write_parquet
+from .snapshots import check_matches_probe, run_identity, run_job_parser
 
 #: Probe settings and their defaults (override any of them with `--settings` / the config).
 PROBE_DEFAULTS: dict = {
@@ -213,12 +213,7 @@ def probe_layer(
 def probe_snapshot(snapshot: Mapping, probe: Mapping, settings: Mapping | None = None, device="cpu") -> pd.DataFrame:
     """Probe every layer of one snapshot; rows: epoch, layer, layer_name, sizes, accuracies."""
     settings = resolve_settings(settings)
-    indices = torch.as_tensor(snapshot["indices"])
-    if not torch.equal(indices.cpu(), torch.as_tensor(probe["indices"]).cpu()):
-        raise ValueError(
-            "snapshot sample indices differ from probe.pt indices: the snapshot was made for another "
-            "probe set; re-run training for this data set's current probe set"
-        )
+    check_matches_probe(snapshot, probe, f"snapshot of epoch {snapshot['epoch']}")
     labels = torch.as_tensor(probe["y"]).long()
     num_classes = int(probe["num_classes"])
     split = probe_split(len(labels), settings["train_fraction"], settings["split_seed"])
@@ -268,26 +263,15 @@ def _epoch_of(path: str) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m infoplane.probes", description=__doc__.split("\n")[0])
-    parser.add_argument("--probe-data", required=True, help="results/data/{dataset}/probe.pt")
-    parser.add_argument("--snapshots", nargs="+", required=True, help="the run's epoch*.pt snapshot files")
-    parser.add_argument("--out", required=True, help="output Parquet file (one row per epoch and layer)")
-    parser.add_argument("--dataset", required=True)
-    parser.add_argument("--arch", required=True)
-    parser.add_argument("--mode", required=True)
-    parser.add_argument("--seed", required=True, type=int)
+    parser = run_job_parser("python -m infoplane.probes", __doc__.split("\n")[0])
     parser.add_argument("--settings", default="{}", help=f"JSON object; defaults: {json.dumps(PROBE_DEFAULTS)}")
-    parser.add_argument("--device", default="auto", help="auto | cpu | cuda[:N]")
-    parser.add_argument(
-        "--threads", type=int, default=1, help="CPU threads for torch (the fits are small: 1 is usually fastest)"
-    )
     args = parser.parse_args(argv)
     try:
         settings = resolve_settings(json.loads(args.settings))
     except json.JSONDecodeError as err:
         parser.error(f"--settings is not valid JSON: {err}")
-    device = runtime.setup_job(max(1, args.threads), args.device)
-    identity = {"dataset": args.dataset, "arch": args.arch, "mode": args.mode, "seed": args.seed}
+    device = runtime.setup_job(args.threads or 1, args.device)  # the fits are small: 1 thread is fastest
+    identity = run_identity(args)
     start = time.perf_counter()
     paths = sorted(args.snapshots, key=_epoch_of)
     table = probe_run(paths, args.probe_data, identity, settings, str(device))

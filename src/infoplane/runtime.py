@@ -46,9 +46,14 @@ def make_deterministic(device: torch.device) -> None:
         torch.use_deterministic_algorithms(True)
 
 
+def setup_logging() -> None:
+    """Timestamped INFO lines on stderr, which every rule sends to its log."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
+
+
 def setup_job(threads: int | None, device_name: str) -> torch.device:
     """Logging to stderr (the rule's log), torch threads, device; logs which device is used."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
+    setup_logging()
     if threads:
         torch.set_num_threads(threads)
     device = resolve_device(device_name)

@@ -17,6 +17,7 @@ import torch
 from torch.nn import functional as F
 
 from .. import models
+from ..runtime import resolve_device
 from ..train import Run, Trainer
 
 
@@ -71,7 +72,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else args.device)
+    device = resolve_device(args.device)
     run = Run(args.dataset, args.arch, args.mode, 0)
     cfg = settings(args.epochs, args.batch_size, device.type)
     probe = {"x": torch.zeros(1)}
