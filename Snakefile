@@ -1,5 +1,6 @@
 # infoplane: train a grid of architectures × training modes × seeds, snapshot every layer,
-# measure normalized HSIC, and aggregate into tables and plots. See README.md.
+# measure the dependence of every layer on the input and the label, and turn it all into
+# tables, figures and claim checks. See README.md.
 from snakemake.utils import min_version
 
 min_version("9.0")
@@ -11,10 +12,9 @@ configfile: "config.yaml"
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"
-include: "workflow/rules/hsic.smk"
+include: "workflow/rules/dependence.smk"
 include: "workflow/rules/probe.smk"
-include: "workflow/rules/aggregate.smk"
-include: "workflow/rules/plots.smk"
+include: "workflow/rules/tables.smk"
 include: "workflow/rules/paper.smk"
 
 

@@ -1,7 +1,13 @@
 import os
+import sys
+from pathlib import Path
 
 import pytest
 import torch
+
+# Shared helpers of both test levels (tests/support: the tiny sweep, synthetic tables,
+# data-set fixtures in torchvision's file formats).
+sys.path.insert(0, str(Path(__file__).parent / "support"))
 
 # Tests run on the CPU with few threads: deterministic and light on a 2-core machine.
 torch.set_num_threads(min(2, os.cpu_count() or 1))

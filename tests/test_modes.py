@@ -11,13 +11,13 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from infoplane import losses
+from infoplane import config, losses
 from infoplane.models import ARCHS, AuxHead, BlockNet, build
 from infoplane.modes import HEADS, LOCAL_LOSSES, MODES, Mode, ModeSpec, check_training, make_mode
 
 NUM_CLASSES = 4
 BATCH = 8
-TRAINING = {"epochs": 20, "batch_size": BATCH, "optimizer": "adam", "lr": 1e-3, "weight_decay": 0.0}
+TRAINING = {**config.defaults("training"), "epochs": 20, "batch_size": BATCH}
 
 MODE_NAMES = [
     "e2e",

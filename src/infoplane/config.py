@@ -1,27 +1,48 @@
-"""Configuration checks beyond the JSON schema, and values derived from the config.
+"""The sweep configuration: schema validation, the checks the schema cannot express, and
+the values derived from it (snapshot epochs, the settings each stage receives).
 
-`workflow/schemas/config.schema.yaml` checks types, ranges and fills defaults (snakemake's
-`validate`); `check` then checks names against the registries and the relations between
-keys, so a bad value stops the run before any job starts with a message naming the key,
-the value and what is allowed.
+`workflow/schemas/config.schema.yaml` checks types and ranges and holds every default
+(snakemake's `validate` fills them in); `check` then checks names against the registries
+and the relations between keys, so a bad value stops the run before any job starts, with a
+message naming the key, the value and what is allowed. Nothing here repeats a default.
 """
 
 from __future__ import annotations
 
 import copy
 import math
+import os
 from collections.abc import Mapping, MutableMapping
 from pathlib import Path
 
+from . import contracts
+from .errors import ConfigError
+
 SCHEMA = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
 
+#: Keys renamed since earlier versions: old dotted key -> new dotted key.
+RENAMED = {
+    "hsic": "dependence",
+    "probes": "probe",
+    "snapshots.probe_size": "snapshots.eval_size",
+}
 
-class ConfigError(ValueError):
-    """A config value that cannot run; the message names key, value and what is allowed."""
+__all__ = ["ConfigError", "check", "load", "defaults", "stage_settings", "snapshot_epochs"]
 
 
 def _fail(key: str, value, problem: str) -> None:
     raise ConfigError(f"config key '{key}' = {value!r}: {problem}")
+
+
+def refuse_renamed_keys(config: Mapping) -> None:
+    """Old key names get a message naming the new one (before the schema's generic error)."""
+    for old, new in RENAMED.items():
+        *parents, last = old.split(".")
+        node = config
+        for key in parents:
+            node = node.get(key) if isinstance(node, Mapping) else None
+        if isinstance(node, Mapping) and last in node:
+            raise ConfigError(f"config key '{old}' was renamed '{new}': rename it in your config file")
 
 
 def _check_names(config: Mapping, key: str, registry) -> None:
@@ -30,19 +51,26 @@ def _check_names(config: Mapping, key: str, registry) -> None:
             _fail(f"{key}[{i}]", name, f"unknown {registry.kind}; allowed: {', '.join(registry.names())}")
 
 
+def _check_name(key: str, value: str, registry) -> None:
+    if value not in registry:
+        names = registry.names() if hasattr(registry, "names") else list(registry)
+        kind = getattr(registry, "kind", key.rsplit(".", 1)[-1])
+        _fail(key, value, f"unknown {kind}; allowed: {', '.join(names)}")
+
+
 def snapshot_epochs(config: Mapping) -> list[int]:
     """Epochs at which activations are saved: explicit list, or every N plus 0 and the last."""
     epochs = config["training"]["epochs"]
-    explicit = config["snapshots"].get("epochs")
+    explicit = config["snapshots"]["epochs"]
     if explicit is not None:
         return sorted(set(explicit))
     every = config["snapshots"]["every"]
     return sorted(set(range(0, epochs + 1, every)) | {0, epochs})
 
 
-def augmentations(config: Mapping, default: tuple[str, ...]) -> tuple[str, ...]:
+def augmentations(data_settings: Mapping, default: tuple[str, ...]) -> tuple[str, ...]:
     """The augmentation names a run uses: the data set's default, none, or the listed ones."""
-    augment = config["data"]["augment"]
+    augment = data_settings["augment"]
     if augment == "default":
         return tuple(default)
     if augment == "none":
@@ -50,10 +78,35 @@ def augmentations(config: Mapping, default: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(augment)
 
 
+def _check_output_root(value: str) -> None:
+    """Refuse roots that would scatter outputs over the filesystem or mix them into other files."""
+    if not value.strip():
+        _fail("output_root", value, "empty; give a folder such as results")
+    root = Path(value).expanduser()
+    resolved = root.resolve()
+    if resolved == Path(resolved.anchor):
+        _fail("output_root", value, "the filesystem root; give a folder such as results")
+    cwd = Path.cwd().resolve()
+    if resolved == cwd:
+        _fail("output_root", value, "the working directory itself; give a subfolder such as results")
+    if resolved.is_relative_to(cwd) or not resolved.exists():
+        return
+    if not resolved.is_dir():
+        _fail("output_root", value, "exists and is not a folder")
+    foreign = sorted(p.name for p in resolved.iterdir() if p.name not in contracts.OUTPUT_FOLDERS and p.name[0] != ".")
+    if foreign:
+        _fail(
+            "output_root", value,
+            f"a folder outside the working directory that holds other files ({', '.join(foreign[:5])}"
+            f"{', ...' if len(foreign) > 5 else ''}); use an empty or new folder, or an earlier infoplane output",
+        )  # fmt: skip
+
+
 def check(config: MutableMapping) -> MutableMapping:
     """Check a schema-validated config in place; canonicalizes mode names. Returns it."""
-    from . import data, hsic, models, modes
+    from . import data, hsic, models, modes, optim
 
+    _check_output_root(config["output_root"])
     _check_names(config, "datasets", data.DATASETS)
     _check_names(config, "archs", models.ARCHS)
 
@@ -70,10 +123,12 @@ def check(config: MutableMapping) -> MutableMapping:
 
     training = config["training"]
     epochs = training["epochs"]
-    for i, epoch in enumerate(config["snapshots"].get("epochs") or []):
+    _check_name("training.optimizer", training["optimizer"], optim.OPTIMIZERS)
+    _check_name("training.schedule.name", training["schedule"]["name"], optim.SCHEDULES)
+    for i, epoch in enumerate(config["snapshots"]["epochs"] or []):
         if epoch > epochs:
             _fail(f"snapshots.epochs[{i}]", epoch, f"beyond the last epoch (training.epochs = {epochs}); allowed: 0..{epochs}")
-    for i, milestone in enumerate(training["schedule"].get("milestones", [])):
+    for i, milestone in enumerate(training["schedule"]["milestones"]):
         if milestone > epochs:
             _fail(f"training.schedule.milestones[{i}]", milestone, f"beyond training.epochs = {epochs}")
 
@@ -83,41 +138,61 @@ def check(config: MutableMapping) -> MutableMapping:
             if name not in data.AUGMENTATIONS:
                 _fail(f"data.augment[{i}]", name, f"unknown augmentation; allowed: {', '.join(data.AUGMENTATIONS)}")
 
-    settings = config["hsic"]
+    eval_size = config["snapshots"]["eval_size"]
+    for dataset in config["datasets"]:
+        test_size = data.DATASETS.meta(dataset)["test_size"]
+        if eval_size > test_size:
+            _fail(
+                "snapshots.eval_size", eval_size,
+                f"larger than the test split of {dataset!r} ({test_size:,} images); allowed: 2..{test_size}",
+            )  # fmt: skip
+
+    settings = config["dependence"]
     for i, name in enumerate(settings["estimators"]):
         if name not in hsic.ESTIMATORS:
-            _fail(f"hsic.estimators[{i}]", name, f"unknown estimator; allowed: {', '.join(hsic.ESTIMATORS.names())}")
+            _fail(f"dependence.estimators[{i}]", name, f"unknown estimator; allowed: {', '.join(hsic.ESTIMATORS.names())}")
     for key in ("kernel_x", "kernel_y", "kernel_z"):
         if settings[key] not in hsic.KERNELS:
-            _fail(f"hsic.{key}", settings[key], f"unknown kernel; allowed: {', '.join(hsic.KERNELS)}")
-    probe_size = config["snapshots"]["probe_size"]
-    if settings["batch_size"] > probe_size:
-        _fail("hsic.batch_size", settings["batch_size"], f"larger than snapshots.probe_size = {probe_size}")
+            _fail(f"dependence.{key}", settings[key], f"unknown kernel; allowed: {', '.join(hsic.KERNELS)}")
+    if settings["bandwidth"] not in hsic.BANDWIDTHS:
+        _fail("dependence.bandwidth", settings["bandwidth"], f"unknown bandwidth rule; allowed: {', '.join(hsic.BANDWIDTHS)}")
+    if settings["batch_size"] > eval_size:
+        _fail("dependence.batch_size", settings["batch_size"], f"larger than snapshots.eval_size = {eval_size}")
 
     for name in canonical:
-        family = modes.MODES.get(modes.ModeSpec.parse(name).family)
-        hook = getattr(family, "check_training", None)
-        if hook is None:
-            continue
         for arch in config["archs"]:
             num_blocks = len(models.build(arch, (1, 28, 28), 10).blocks)
             try:
-                hook(training, num_blocks)
+                modes.check_training(name, training, num_blocks)
             except ValueError as err:
                 raise ConfigError(f"mode {name!r} with arch {arch!r}: {err}") from None
     return config
 
 
-def load(path: str | Path, overrides: Mapping | None = None) -> dict:
-    """Read, schema-validate (filling defaults) and check a config file, as the Snakefile does."""
-    import yaml
-    from snakemake.utils import validate
+def validate(config: MutableMapping) -> MutableMapping:
+    """Renamed keys, then the JSON schema (filling defaults), then `check`: what the Snakefile does."""
+    from snakemake.utils import validate as schema_validate
 
-    with open(path) as fh:
-        config = yaml.safe_load(fh) or {}
-    config = _merge(config, overrides or {})
-    validate(config, str(SCHEMA))
+    refuse_renamed_keys(config)
+    schema_validate(config, str(SCHEMA))
     return check(config)
+
+
+def load(path: str | Path | None = None, overrides: Mapping | None = None) -> dict:
+    """Read a config file (or none: every default), merge `overrides`, validate and check it."""
+    import yaml
+
+    config: dict = {}
+    if path is not None:
+        with open(path) as fh:
+            config = yaml.safe_load(fh) or {}
+    return validate(_merge(config, overrides or {}))
+
+
+def defaults(section: str | None = None) -> dict:
+    """The schema's defaults: the whole config, or one section (e.g. "training")."""
+    config = load()
+    return copy.deepcopy(config[section] if section else config)
 
 
 def _merge(base: Mapping, extra: Mapping) -> dict:
@@ -130,8 +205,27 @@ def _merge(base: Mapping, extra: Mapping) -> dict:
     return merged
 
 
+def stage_settings(config: Mapping, stage: str) -> dict:
+    """What a stage's job receives from the config (its `--settings`; a rerun trigger).
+
+    Only what changes the stage's numbers: e.g. training gets neither `data.download`
+    (the data stage downloads; training never does) nor the device."""
+    if stage == "data":
+        return {"root": config["data"]["root"], "download": config["data"]["download"],
+                "eval_size": config["snapshots"]["eval_size"]}  # fmt: skip
+    if stage == "train":
+        return {
+            "training": config["training"],
+            "data": {k: v for k, v in config["data"].items() if k != "download"},
+            "snapshots": {"epochs": snapshot_epochs(config), "dtype": config["snapshots"]["dtype"]},
+        }
+    if stage in ("dependence", "probe"):
+        return copy.deepcopy(config[stage])
+    raise ValueError(f"no settings for stage {stage!r}")
+
+
 def gpus_per_job(config: Mapping) -> int:
-    """GPUs a train/hsic job asks for: 1 where the config's device resolves to CUDA here.
+    """GPUs a train/dependence/probe job asks for: 1 where the config's device resolves to CUDA here.
 
     On a CPU-only machine this is 0, so the default profile's `gpu: 1` cap does not
     serialize CPU jobs; cluster profiles set the resource explicitly per rule.
@@ -146,7 +240,7 @@ def gpus_per_job(config: Mapping) -> int:
 
 
 def snapshot_bytes(config: Mapping) -> int:
-    """Bytes the config's activation snapshots take: runs × snapshot epochs × probe samples × values."""
+    """Bytes the config's activation snapshots take: runs × snapshot epochs × eval samples × values."""
     from . import data, models
 
     itemsize = 2 if config["snapshots"]["dtype"] == "float16" else 4
@@ -156,7 +250,7 @@ def snapshot_bytes(config: Mapping) -> int:
         for arch in config["archs"]:
             net = models.build(arch, meta["in_shape"], meta["num_classes"])
             values = sum(math.prod(shape) for shape in net.layer_shapes())
-            per_epoch += values * config["snapshots"]["probe_size"] * itemsize
+            per_epoch += values * config["snapshots"]["eval_size"] * itemsize
     return per_epoch * len(snapshot_epochs(config)) * len(config["modes"]) * len(config["seeds"])
 
 
@@ -167,4 +261,5 @@ def plan_summary(config: Mapping) -> str:
     return (
         f"infoplane: {runs} runs × {config['training']['epochs']} epochs; activation snapshots at "
         f"{len(snapshot_epochs(config))} epochs per run will take {size:,} bytes ({size / 2**30:.2f} GiB)"
+        f" under {os.path.join(config['output_root'], 'train')}"
     )

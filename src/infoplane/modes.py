@@ -36,7 +36,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from . import losses
+from . import contracts, losses
 from .models import AuxHead, BlockNet
 from .optim import make_optimizer, make_scheduler
 from .registry import Registry
@@ -57,7 +57,8 @@ TRAINING_DEFAULTS: dict[str, float | int | None] = {
     "ff_label_value": None,  # the "on" label pixel; null = each image's own maximum value
 }
 
-_SPEC = re.compile(r"^(?P<family>[a-z][a-z0-9_]*)(?:-(?P<loss>[a-z][a-z0-9_]*))?(?:-(?P<head>[a-z][a-z0-9_]*))?$")
+_PART = contracts.MODE_PART
+_SPEC = re.compile(rf"^(?P<family>{_PART})(?:-(?P<loss>{_PART}))?(?:-(?P<head>{_PART}))?$")
 
 
 @dataclass(frozen=True)

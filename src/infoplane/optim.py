@@ -1,4 +1,10 @@
-"""Optimizer and learning-rate schedule from the config's `training` section."""
+"""Optimizers and learning-rate schedules, by the names the config's `training` section uses.
+
+Register another with `@OPTIMIZERS.register("name")` on `(params, training) -> Optimizer`
+or `@SCHEDULES.register("name")` on `(optimizer, training, epochs) -> scheduler | None`;
+the config check accepts every registered name. Settings come from the validated config
+(defaults live in the JSON schema).
+"""
 
 from __future__ import annotations
 
@@ -6,31 +12,52 @@ from collections.abc import Iterable, Mapping
 
 import torch
 
-OPTIMIZERS = ("adam", "adamw", "sgd")
-SCHEDULES = ("none", "multistep", "cosine")
+from .registry import Registry
+
+OPTIMIZERS: Registry = Registry("optimizer")
+SCHEDULES: Registry = Registry("schedule")
+
+
+@OPTIMIZERS.register("adam")
+def adam(params: Iterable[torch.nn.Parameter], training: Mapping) -> torch.optim.Optimizer:
+    return torch.optim.Adam(params, lr=training["lr"], weight_decay=training["weight_decay"])
+
+
+@OPTIMIZERS.register("adamw")
+def adamw(params: Iterable[torch.nn.Parameter], training: Mapping) -> torch.optim.Optimizer:
+    return torch.optim.AdamW(params, lr=training["lr"], weight_decay=training["weight_decay"])
+
+
+@OPTIMIZERS.register("sgd")
+def sgd(params: Iterable[torch.nn.Parameter], training: Mapping) -> torch.optim.Optimizer:
+    return torch.optim.SGD(
+        params, lr=training["lr"], weight_decay=training["weight_decay"], momentum=training["momentum"]
+    )
+
+
+@SCHEDULES.register("none")
+def constant(optimizer: torch.optim.Optimizer, training: Mapping, epochs: int):
+    return None
+
+
+@SCHEDULES.register("multistep")
+def multistep(optimizer: torch.optim.Optimizer, training: Mapping, epochs: int):
+    schedule = training["schedule"]
+    return torch.optim.lr_scheduler.MultiStepLR(
+        optimizer, milestones=list(schedule["milestones"]), gamma=schedule["gamma"]
+    )
+
+
+@SCHEDULES.register("cosine")
+def cosine(optimizer: torch.optim.Optimizer, training: Mapping, epochs: int):
+    return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
 
 
 def make_optimizer(params: Iterable[torch.nn.Parameter], training: Mapping) -> torch.optim.Optimizer:
-    name, lr, wd = training["optimizer"], training["lr"], training.get("weight_decay", 0.0)
-    if name == "adam":
-        return torch.optim.Adam(params, lr=lr, weight_decay=wd)
-    if name == "adamw":
-        return torch.optim.AdamW(params, lr=lr, weight_decay=wd)
-    if name == "sgd":
-        return torch.optim.SGD(params, lr=lr, weight_decay=wd, momentum=training.get("momentum", 0.9))
-    raise ValueError(f"training.optimizer: unknown {name!r}; allowed: {', '.join(OPTIMIZERS)}")
+    return OPTIMIZERS.get(training["optimizer"])(params, training)
 
 
 def make_scheduler(optimizer: torch.optim.Optimizer, training: Mapping, epochs: int | None = None):
-    """Per-epoch schedule (stepped once per epoch); None for a constant learning rate."""
-    schedule = training.get("schedule") or {"name": "none"}
-    name = schedule.get("name", "none")
-    if name == "none":
-        return None
-    if name == "multistep":
-        return torch.optim.lr_scheduler.MultiStepLR(
-            optimizer, milestones=list(schedule.get("milestones", [])), gamma=schedule.get("gamma", 0.2)
-        )
-    if name == "cosine":
-        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs or training["epochs"])
-    raise ValueError(f"training.schedule.name: unknown {name!r}; allowed: {', '.join(SCHEDULES)}")
+    """Per-epoch schedule (stepped once per epoch) over `epochs` (default: training.epochs);
+    None for a constant learning rate."""
+    return SCHEDULES.get(training["schedule"]["name"])(optimizer, training, epochs or training["epochs"])

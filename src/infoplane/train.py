@@ -1,21 +1,17 @@
 """Train one run (dataset, arch, mode, seed); save per-epoch metrics and activation snapshots.
 
-Resumable: after every epoch the whole training state goes atomically to
-`<checkpoint_dir>/state.pt`, and snapshots are staged beside it. A killed job restarted
-with the same settings continues from the last finished epoch and ends with the same
-numbers as an uninterrupted run, because every random draw of epoch e (shuffling,
+Resumable: after every epoch the whole training state goes atomically to the run's
+checkpoint (`contracts.PATHS["checkpoint"]`), and snapshots are staged beside it. A killed
+job restarted with the same settings continues from the last finished epoch and ends with
+the same numbers as an uninterrupted run, because every random draw of epoch e (shuffling,
 augmentation, a mode's own sampling) comes from generators seeded by (seed, e). The
 declared outputs (snapshot files, metrics table) are written only when the run is done.
-
-    python -m infoplane.train --dataset mnist5k --arch lenet5 --mode e2e --seed 0 \
-        --settings '{"training": ..., "snapshots": ..., "data": ..., "device": "auto"}' \
-        --probe-data results/data/mnist5k/probe.pt --checkpoint-dir ... \
-        --snapshot-dir ... --metrics ...
+An unreadable checkpoint (a damaged disk, a file from another version) is not used: the
+log says so and the run starts from scratch.
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import hashlib
 import json
@@ -24,7 +20,6 @@ import math
 import os
 import shutil
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -33,7 +28,9 @@ from torch.nn import functional as F
 from tqdm import tqdm
 
 from . import config as config_mod
-from . import data, io, models, runtime
+from . import contracts, data, io, models, runtime
+from .contracts import Run
+from .errors import CorruptFileError, DivergedError
 from .modes import make_mode
 
 log = logging.getLogger("infoplane")
@@ -42,28 +39,9 @@ log = logging.getLogger("infoplane")
 _SHUFFLE, _AUGMENT, _MODE_RNG, _TRAIN_EVAL = 1, 2, 3, 4
 
 
-class DivergedError(RuntimeError):
-    """Training produced a non-finite loss."""
-
-
-@dataclass(frozen=True)
-class Run:
-    dataset: str
-    arch: str
-    mode: str
-    seed: int
-
-    def columns(self) -> dict:
-        return {"dataset": self.dataset, "arch": self.arch, "mode": self.mode, "seed": self.seed}
-
-
-def snapshot_name(epoch: int) -> str:
-    return f"epoch{epoch}.pt"
-
-
-def settings_signature(run: Run, settings: Mapping) -> str:
+def settings_signature(run: Run, settings: Mapping, device: torch.device) -> str:
     """Hash of everything that determines the run's numbers; a checkpoint resumes only if equal."""
-    blob = json.dumps({"run": run.columns(), "settings": settings}, sort_keys=True)
+    blob = json.dumps({"run": run.columns(), "settings": settings, "device": device.type}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
@@ -76,7 +54,7 @@ def _batches(n: int, batch_size: int, generator: torch.Generator | None):
 class Trainer:
     """Holds the data, model and mode of one run and walks its epochs."""
 
-    def __init__(self, run: Run, settings: Mapping, probe: Mapping, device: torch.device) -> None:
+    def __init__(self, run: Run, settings: Mapping, eval_set: contracts.EvalSet, device: torch.device) -> None:
         self.run, self.settings, self.device = run, settings, device
         self.training = dict(settings["training"])
         runtime.make_deterministic(device)
@@ -85,26 +63,27 @@ class Trainer:
         # prepare_data downloaded it if allowed: no two training jobs download at once
         dataset = data.load(run.dataset, settings["data"]["root"], download=False)
         self.dataset = dataset
-        keep = data.subset_indices(len(dataset.train_y), settings["data"].get("train_limit"))
+        keep = data.subset_indices(len(dataset.train_y), settings["data"]["train_limit"])
         self.train_x = dataset.train_x[keep].to(device)
         self.train_y = dataset.train_y[keep].to(device)
         self.test_x = dataset.test_x.to(device)
         self.test_y = dataset.test_y.to(device)
-        eval_n = min(self.training.get("train_eval_size", 10000), len(self.train_y))
+        eval_n = min(self.training["train_eval_size"], len(self.train_y))
         gen = torch.Generator().manual_seed(runtime.derived_seed(run.seed, 0, _TRAIN_EVAL))
         self.train_eval_idx = torch.randperm(len(self.train_y), generator=gen)[:eval_n].sort().values.to(device)
-        self.probe_x = probe["x"].to(device)
+        self.eval_x = eval_set.x.to(device)
+        self.eval_indices = eval_set.indices
 
         torch.manual_seed(run.seed)
         self.model = models.build(run.arch, dataset.in_shape, dataset.num_classes).to(device)
         self.memory_format = torch.preserve_format
-        if device.type == "cuda" and self.training.get("channels_last", True) and len(dataset.in_shape) == 3:
+        if device.type == "cuda" and self.training["channels_last"] and len(dataset.in_shape) == 3:
             self.memory_format = torch.channels_last
             self.model = self.model.to(memory_format=torch.channels_last)
-        names = config_mod.augmentations(settings, dataset.augment)
+        names = config_mod.augmentations(settings["data"], dataset.augment)
         self.augmenter = data.Augmenter(names)
         self.mode = make_mode(run.mode, self.model, self.training, augment=self.augmenter)
-        self.use_amp = device.type == "cuda" and bool(self.training.get("amp", False))
+        self.use_amp = device.type == "cuda" and bool(self.training["amp"])
 
     # -- data -------------------------------------------------------------------------
     def _inputs(self, images: torch.Tensor) -> torch.Tensor:
@@ -162,7 +141,7 @@ class Trainer:
         last = len(self.model.layer_names) - 1
         for split, (images, labels) in splits.items():
             sums: dict[int, list[float]] = {}
-            for idx in _batches(len(labels), self.training.get("eval_batch_size", 1000), None):
+            for idx in _batches(len(labels), self.training["eval_batch_size"], None):
                 idx = idx.to(self.device)
                 outputs = self.model.layer_outputs(self.mode.eval_input(self._inputs(images[idx])))
                 y = labels[idx]
@@ -188,13 +167,13 @@ class Trainer:
         return rows
 
     @torch.no_grad()
-    def snapshot(self, epoch: int) -> dict:
-        """Activations of every layer on the probe set, stored in the configured dtype."""
+    def snapshot(self, epoch: int) -> contracts.Snapshot:
+        """Activations of every layer on the eval set, stored in the configured dtype."""
         self.model.eval()
         dtype = getattr(torch, self.settings["snapshots"]["dtype"])
         chunks: list[list[torch.Tensor]] = []
-        for idx in _batches(len(self.probe_x), self.training.get("eval_batch_size", 1000), None):
-            x = self.probe_x[idx.to(self.device)].contiguous(memory_format=self.memory_format)
+        for idx in _batches(len(self.eval_x), self.training["eval_batch_size"], None):
+            x = self.eval_x[idx.to(self.device)].contiguous(memory_format=self.memory_format)
             chunks.append([o.float().cpu() for o in self.model.layer_outputs(self.mode.eval_input(x))])
         layers = []
         for name, parts in zip(self.model.layer_names, zip(*chunks)):
@@ -207,7 +186,7 @@ class Trainer:
                 else:
                     raise DivergedError(f"run {self.run}: layer {name} has non-finite activations at epoch {epoch}")
             layers.append(stored)
-        return {"epoch": epoch, "layer_names": list(self.model.layer_names), "layers": layers}
+        return contracts.Snapshot(self.run, epoch, list(self.model.layer_names), layers, self.eval_indices)
 
     # -- checkpoint ---------------------------------------------------------------------
     def state(self, epoch: int, history: list[dict], signature: str) -> dict:
@@ -227,37 +206,41 @@ class Trainer:
 def train_run(
     run: Run,
     settings: Mapping,
-    probe_path: Path,
-    checkpoint_dir: Path,
-    snapshot_dir: Path,
-    metrics_path: Path,
+    eval_set_path: Path,
+    output_root: Path,
     device: torch.device,
     stop_after: int | None = None,
 ) -> pd.DataFrame | None:
-    """Train (or resume) one run; `stop_after` ends early after that epoch (tests of resume)."""
-    probe = io.torch_load(probe_path)
+    """Train (or resume) one run; `stop_after` ends early after that epoch (tests of resume).
+
+    Writes the run's outputs where `contracts.PATHS` puts them under `output_root`."""
+    eval_set = contracts.read_eval_set(eval_set_path)
     epochs = settings["training"]["epochs"]
     snap_epochs = set(settings["snapshots"]["epochs"])
-    signature = settings_signature(run, settings)
-    state_path = checkpoint_dir / "state.pt"
-    staged = checkpoint_dir / "snapshots"
+    signature = settings_signature(run, settings, device)
+    state_path = contracts.path("checkpoint", output_root, run=run)
+    staged = contracts.path("staged_snapshots", output_root, run=run)
 
-    trainer = Trainer(run, settings, probe, device)
+    trainer = Trainer(run, settings, eval_set, device)
     start, history = 0, []
     if state_path.exists():
-        state = io.torch_load(state_path, map_location=device)
+        try:
+            state = contracts.read_checkpoint(state_path, map_location=device)
+        except CorruptFileError as err:
+            log.warning("%s", err)
+            state = {}
         if state.get("signature") == signature:
             trainer.restore(state)
             start, history = state["epoch"], list(state["history"])
             log.info("resuming %s from its checkpoint at epoch %d", run, start)
-        else:
+        elif state:
             log.warning("checkpoint %s was made with other settings; starting afresh", state_path)
     if start == 0 and not history:
         shutil.rmtree(staged, ignore_errors=True)
         history = trainer.evaluate(0)
         if 0 in snap_epochs:
-            _stage(trainer, 0, staged, probe)
-        io.torch_save(trainer.state(0, history, signature), state_path)
+            _stage(trainer, 0, staged)
+        contracts.write_checkpoint(state_path, trainer.state(0, history, signature))
 
     for epoch in range(start + 1, epochs + 1):
         train_loss = trainer.train_epoch(epoch)
@@ -266,23 +249,20 @@ def train_run(
         test_acc = next(r["accuracy"] for r in rows if r["split"] == "test" and r["layer_name"] == "classifier")
         log.info("%s epoch %d/%d: train loss %.4f, test accuracy %.4f", run, epoch, epochs, train_loss, test_acc)
         if epoch in snap_epochs:
-            _stage(trainer, epoch, staged, probe)
-        io.torch_save(trainer.state(epoch, history, signature), state_path)
+            _stage(trainer, epoch, staged)
+        contracts.write_checkpoint(state_path, trainer.state(epoch, history, signature))
         if stop_after is not None and epoch >= stop_after and epoch < epochs:
             log.info("stopping after epoch %d as asked", epoch)
             return None
 
     for epoch in sorted(snap_epochs):
-        _publish(staged / snapshot_name(epoch), snapshot_dir / snapshot_name(epoch))
-    table = metrics_frame(history)
-    io.write_parquet(table, metrics_path)
-    return table
+        name = contracts.SNAPSHOT_NAME.format(epoch=epoch)
+        _publish(staged / name, contracts.path("snapshot", output_root, run=run, epoch=epoch))
+    return contracts.METRICS.write(pd.DataFrame(history), contracts.path("metrics", output_root, run=run))
 
 
-def _stage(trainer: Trainer, epoch: int, staged: Path, probe: Mapping) -> None:
-    snap = trainer.snapshot(epoch)
-    snap["indices"] = probe["indices"]
-    io.torch_save(snap, staged / snapshot_name(epoch))
+def _stage(trainer: Trainer, epoch: int, staged: Path) -> None:
+    contracts.write_snapshot(staged / contracts.SNAPSHOT_NAME.format(epoch=epoch), trainer.snapshot(epoch))
 
 
 def _publish(src: Path, dst: Path) -> None:
@@ -293,47 +273,3 @@ def _publish(src: Path, dst: Path) -> None:
             os.link(src, tmp)
         except OSError:
             shutil.copyfile(src, tmp)
-
-
-METRICS_COLUMNS = {
-    "dataset": "string",
-    "arch": "string",
-    "mode": "string",
-    "seed": "int64",
-    "epoch": "int64",
-    "split": "string",
-    "layer": "int64",
-    "layer_name": "string",
-    "loss": "float64",
-    "accuracy": "float64",
-}
-
-
-def metrics_frame(rows: list[dict]) -> pd.DataFrame:
-    return pd.DataFrame(rows, columns=list(METRICS_COLUMNS)).astype(METRICS_COLUMNS)
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m infoplane.train", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--dataset", required=True)
-    parser.add_argument("--arch", required=True)
-    parser.add_argument("--mode", required=True)
-    parser.add_argument("--seed", type=int, required=True)
-    parser.add_argument("--settings", required=True, help="JSON: training, snapshots (with resolved epochs), data, device")
-    parser.add_argument("--probe-data", type=Path, required=True)
-    parser.add_argument("--checkpoint-dir", type=Path, required=True)
-    parser.add_argument("--snapshot-dir", type=Path, required=True)
-    parser.add_argument("--metrics", type=Path, required=True)
-    parser.add_argument("--threads", type=int, default=None)
-    parser.add_argument("--stop-after", type=int, default=None, help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
-    settings = json.loads(args.settings)
-    device = runtime.setup_job(args.threads, settings.get("device", "auto"))
-    run = Run(args.dataset, args.arch, args.mode, args.seed)
-    train_run(
-        run, settings, args.probe_data, args.checkpoint_dir, args.snapshot_dir, args.metrics, device, args.stop_after
-    )
-
-
-if __name__ == "__main__":
-    main()

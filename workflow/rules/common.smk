@@ -1,66 +1,63 @@
 # Config validation, the run grid, paths and input functions. Logic lives in src/infoplane.
-import json
 import itertools
+import json
 
 from snakemake.utils import validate
 
 from infoplane import config as ipconfig
+from infoplane import contracts
 
+ipconfig.refuse_renamed_keys(config)
 validate(config, "../schemas/config.schema.yaml")
 ipconfig.check(config)
 
 R = config["output_root"]
 SNAPSHOT_EPOCHS = ipconfig.snapshot_epochs(config)
-RUNS = list(
-    itertools.product(
+RUNS = [
+    contracts.Run(*point)
+    for point in itertools.product(
         config["datasets"], config["archs"], config["modes"], config["seeds"]
     )
-)
+]
 GPU_PER_JOB = ipconfig.gpus_per_job(config)
-RUN = "{dataset}/{arch}/{mode}/seed{seed}"
+RUN = contracts.RUN_PATH
 
 
 wildcard_constraints:
-    dataset=r"[A-Za-z0-9_]+",
-    arch=r"[A-Za-z0-9_]+",
-    mode=r"[a-z][a-z0-9_]*(-[a-z][a-z0-9_]*)*",
-    seed=r"\d+",
+    **contracts.WILDCARDS,
 
 
 if workflow.is_main_process:
     logger.info(ipconfig.plan_summary(config))
 
 
-def run_paths(pattern):
-    """`pattern` expanded over every run of the grid."""
-    return [pattern.format(dataset=d, arch=a, mode=m, seed=s) for d, a, m, s in RUNS]
+def path(name, **fields):
+    """The output `name` of infoplane.contracts.PATHS under the output root; unfilled
+    fields stay wildcards."""
+    return contracts.pattern(name, R, **fields)
 
 
-def train_settings():
-    """What a training job needs from the config, as one JSON string (a rerun trigger)."""
-    return json.dumps(
-        {
-            "training": config["training"],
-            # not `download`: prepare_data downloads; training never does
-            "data": {k: v for k, v in config["data"].items() if k != "download"},
-            "device": config["device"],
-            "snapshots": {
-                "epochs": SNAPSHOT_EPOCHS,
-                "dtype": config["snapshots"]["dtype"],
-            },
-        },
-        sort_keys=True,
-    )
+def per_run(name):
+    """Output `name` of every run of the grid."""
+    return [path(name, run=run) for run in RUNS]
+
+
+def snapshots():
+    """The snapshot files of one run (wildcards), one per snapshot epoch."""
+    return [path("snapshot", epoch=e) for e in SNAPSHOT_EPOCHS]
+
+
+def settings(stage):
+    """The stage's settings as one JSON string: a param, so a change reruns the stage."""
+    return json.dumps(ipconfig.stage_settings(config, stage), sort_keys=True)
+
+
+def run_id(wildcards):
+    return RUN.format(**wildcards)
 
 
 def final_outputs():
-    pairs = sorted({(d, a) for d, a, _, _ in RUNS})
     return [
-        f"{R}/tables/metrics.parquet",
-        f"{R}/tables/hsic.parquet",
-        f"{R}/tables/accuracy.md",
-        f"{R}/tables/probes.parquet",
-        f"{R}/paper/claims.md",
-        *[f"{R}/plots/infoplane_{d}_{a}.png" for d, a in pairs],
-        *[f"{R}/plots/accuracy_{d}_{a}.png" for d, a in pairs],
+        *[path("table", table=name) for name in contracts.TABLES],
+        f"{path('paper')}/claims.md",
     ]

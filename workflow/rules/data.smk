@@ -1,22 +1,21 @@
 # Local on a cluster: downloads need the internet, which compute nodes often lack.
 localrules:
-    prepare_data,
+    data,
 
 
-rule prepare_data:
+rule data:
     output:
-        f"{R}/data/{{dataset}}/probe.pt",
+        path("eval_set"),
     log:
-        f"{R}/logs/prepare_data/{{dataset}}.log",
+        path("log", stage="data", job="{dataset}"),
     conda:
         "../envs/infoplane.yaml"
     resources:
         mem_mb=4000,
         runtime=30,
     params:
-        root=config["data"]["root"],
-        download="--download" if config["data"]["download"] else "",
-        probe_size=config["snapshots"]["probe_size"],
+        settings=settings("data"),
+        root=R,
     shell:
-        "python -m infoplane.prepare --dataset {wildcards.dataset} --root {params.root:q}"
-        " {params.download} --probe-size {params.probe_size} --out {output:q} > {log:q} 2>&1"
+        "infoplane data --dataset {wildcards.dataset} --settings {params.settings:q}"
+        " --output-root {params.root:q} > {log:q} 2>&1"

@@ -1,6 +1,19 @@
 # The paper as outputs: four tables, figures and the claim checks (infoplane.paper).
-PAPER = f"{R}/paper"
+PAPER = path("paper")
 PAPER_CATEGORY = f"Paper ({config['experiment']})"
+PAPER_TABLES = [
+    "table1_accuracy",
+    "table2_separability",
+    "table3_dependence",
+    "table4_compression",
+]
+FIGURES = {
+    "infoplane": "Information plane",
+    "dependence": "Dependence vs epoch",
+    "accuracy": "Accuracy vs epoch",
+    "separability": "Linear separability",
+    "compression": "Compression vs generalization",
+}
 
 
 localrules:
@@ -9,34 +22,17 @@ localrules:
 
 rule paper:
     input:
-        metrics=f"{R}/tables/metrics.parquet",
-        hsic=f"{R}/tables/hsic.parquet",
-        probes=f"{R}/tables/probes.parquet",
+        [path("table", table=name) for name in contracts.TABLES],
     output:
-        table1=report(
-            f"{PAPER}/table1_accuracy.html",
-            caption="../report/table1_accuracy.rst",
-            category=PAPER_CATEGORY,
-            subcategory="Tables",
-        ),
-        table2=report(
-            f"{PAPER}/table2_separability.html",
-            caption="../report/table2_separability.rst",
-            category=PAPER_CATEGORY,
-            subcategory="Tables",
-        ),
-        table3=report(
-            f"{PAPER}/table3_nhsic.html",
-            caption="../report/table3_nhsic.rst",
-            category=PAPER_CATEGORY,
-            subcategory="Tables",
-        ),
-        table4=report(
-            f"{PAPER}/table4_compression.html",
-            caption="../report/table4_compression.rst",
-            category=PAPER_CATEGORY,
-            subcategory="Tables",
-        ),
+        tables=[
+            report(
+                f"{PAPER}/{name}.html",
+                caption=f"../report/{name}.rst",
+                category=PAPER_CATEGORY,
+                subcategory="Tables",
+            )
+            for name in PAPER_TABLES
+        ],
         claims=report(
             f"{PAPER}/claims.html",
             caption="../report/claims.rst",
@@ -45,46 +41,21 @@ rule paper:
         ),
         claims_md=f"{PAPER}/claims.md",
         claims_table=f"{PAPER}/claims.parquet",
-        tables=expand(
-            f"{PAPER}/{{table}}.{{ext}}",
-            table=[
-                "table1_accuracy",
-                "table2_separability",
-                "table3_nhsic",
-                "table4_compression",
-            ],
-            ext=["parquet", "md", "tex"],
+        table_files=expand(
+            f"{PAPER}/{{table}}.{{ext}}", table=PAPER_TABLES, ext=["parquet", "md", "tex"]
         ),
-        infoplane=report(
-            directory(f"{PAPER}/figures/infoplane"),
-            patterns=["{name}.png"],
-            caption="../report/paper_infoplane.rst",
-            category=PAPER_CATEGORY,
-            subcategory="Information plane",
-        ),
-        nhsic=report(
-            directory(f"{PAPER}/figures/nhsic"),
-            patterns=["{name}.png"],
-            caption="../report/paper_nhsic.rst",
-            category=PAPER_CATEGORY,
-            subcategory="nHSIC vs epoch",
-        ),
-        separability=report(
-            directory(f"{PAPER}/figures/separability"),
-            patterns=["{name}.png"],
-            caption="../report/paper_separability.rst",
-            category=PAPER_CATEGORY,
-            subcategory="Linear separability",
-        ),
-        compression=report(
-            directory(f"{PAPER}/figures/compression"),
-            patterns=["{name}.png"],
-            caption="../report/paper_compression.rst",
-            category=PAPER_CATEGORY,
-            subcategory="Compression vs generalization",
-        ),
+        figures=[
+            report(
+                directory(f"{PAPER}/figures/{kind}"),
+                patterns=["{name}.png"],
+                caption=f"../report/paper_{kind}.rst",
+                category=PAPER_CATEGORY,
+                subcategory=title,
+            )
+            for kind, title in FIGURES.items()
+        ],
     log:
-        f"{R}/logs/paper.log",
+        path("log", stage="paper", job="paper"),
     conda:
         "../envs/infoplane.yaml"
     resources:
@@ -92,8 +63,7 @@ rule paper:
         runtime=20,
     params:
         experiment=config["experiment"],
-        out=lambda wildcards, output: output.claims_md.rsplit("/", 1)[0],
+        root=R,
     shell:
-        "python -m infoplane.paper --metrics {input.metrics:q} --hsic {input.hsic:q}"
-        " --probes {input.probes:q} --experiment {params.experiment:q} --out {params.out:q}"
+        "infoplane paper --output-root {params.root:q} --experiment {params.experiment:q}"
         " > {log:q} 2>&1"

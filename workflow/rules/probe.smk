@@ -1,13 +1,13 @@
 rule probe:
     input:
-        probe=f"{R}/data/{{dataset}}/probe.pt",
-        snapshots=[f"{R}/snapshots/{RUN}/epoch{e}.pt" for e in SNAPSHOT_EPOCHS],
+        eval_set=path("eval_set"),
+        snapshots=snapshots(),
     output:
-        f"{R}/probes/{RUN}.parquet",
+        path("probe"),
     log:
-        f"{R}/logs/probe/{RUN}.log",
+        path("log", stage="probe", job=RUN),
     benchmark:
-        f"{R}/benchmarks/probe/{RUN}.tsv"
+        path("benchmark", stage="probe", job=RUN)
     conda:
         "../envs/infoplane.yaml"
     threads: 1
@@ -16,10 +16,9 @@ rule probe:
         runtime=30,
         gpu=GPU_PER_JOB,
     params:
-        settings=json.dumps(config["probes"], sort_keys=True),
+        settings=settings("probe"),
         device=config["device"],
     shell:
-        "python -m infoplane.probes --probe-data {input.probe:q} --snapshots {input.snapshots:q}"
-        " --settings {params.settings:q} --dataset {wildcards.dataset} --arch {wildcards.arch}"
-        " --mode {wildcards.mode} --seed {wildcards.seed} --device {params.device}"
-        " --threads {threads} --out {output:q} > {log:q} 2>&1"
+        "infoplane probe --eval-set {input.eval_set:q} --snapshots {input.snapshots:q}"
+        " --settings {params.settings:q} --out {output:q}"
+        " --device {params.device} --threads {threads} > {log:q} 2>&1"

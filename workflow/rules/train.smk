@@ -1,13 +1,13 @@
 rule train:
     input:
-        probe=f"{R}/data/{{dataset}}/probe.pt",
+        eval_set=path("eval_set"),
     output:
-        snapshots=[f"{R}/snapshots/{RUN}/epoch{e}.pt" for e in SNAPSHOT_EPOCHS],
-        metrics=f"{R}/runs/{RUN}/metrics.parquet",
+        snapshots=snapshots(),
+        metrics=path("metrics"),
     log:
-        f"{R}/logs/train/{RUN}.log",
+        path("log", stage="train", job=RUN),
     benchmark:
-        f"{R}/benchmarks/train/{RUN}.tsv"
+        path("benchmark", stage="train", job=RUN)
     conda:
         "../envs/infoplane.yaml"
     threads: 1
@@ -16,12 +16,11 @@ rule train:
         runtime=120,
         gpu=GPU_PER_JOB,
     params:
-        settings=train_settings(),
-        checkpoint_dir=f"{R}/checkpoints/{RUN}",
-        snapshot_dir=f"{R}/snapshots/{RUN}",
+        run=run_id,
+        settings=settings("train"),
+        device=config["device"],
+        root=R,
     shell:
-        "python -m infoplane.train --dataset {wildcards.dataset} --arch {wildcards.arch}"
-        " --mode {wildcards.mode} --seed {wildcards.seed} --settings {params.settings:q}"
-        " --probe-data {input.probe:q} --checkpoint-dir {params.checkpoint_dir:q}"
-        " --snapshot-dir {params.snapshot_dir:q} --metrics {output.metrics:q}"
-        " --threads {threads} > {log:q} 2>&1"
+        "infoplane train --run {params.run:q} --eval-set {input.eval_set:q}"
+        " --settings {params.settings:q} --output-root {params.root:q}"
+        " --device {params.device} --threads {threads} > {log:q} 2>&1"

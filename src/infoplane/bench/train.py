@@ -16,19 +16,17 @@ import time
 import torch
 from torch.nn import functional as F
 
-from .. import models
+from .. import config, contracts, models
+from ..contracts import Run
 from ..runtime import resolve_device
-from ..train import Run, Trainer
+from ..train import Trainer
 
 
-def settings(epochs: int, batch_size: int, device: str) -> dict:
-    return {
-        "training": {"epochs": epochs, "batch_size": batch_size, "optimizer": "adam", "lr": 1e-3,
-                     "weight_decay": 0.0, "schedule": {"name": "none"}},
-        "data": {"root": "data", "download": False, "augment": "none", "train_limit": None},
-        "device": device,
-        "snapshots": {"epochs": [], "dtype": "float16"},
-    }
+def settings(dataset: str, epochs: int, batch_size: int) -> dict:
+    """The train stage's settings: the schema's defaults (Adam, lr 1e-3) without augmentation."""
+    overrides = {"datasets": [dataset], "training": {"epochs": epochs, "batch_size": batch_size},
+                 "data": {"augment": "none"}, "snapshots": {"epochs": []}}  # fmt: skip
+    return config.stage_settings(config.load(overrides=overrides), "train")
 
 
 def bare_loop(trainer: Trainer, arch: str, epochs: int, batch_size: int) -> float:
@@ -74,9 +72,8 @@ def main(argv: list[str] | None = None) -> None:
     torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
     run = Run(args.dataset, args.arch, args.mode, 0)
-    cfg = settings(args.epochs, args.batch_size, device.type)
-    probe = {"x": torch.zeros(1)}
-    trainer = Trainer(run, cfg, probe, device)
+    no_eval_set = contracts.EvalSet(args.dataset, torch.zeros(1), torch.zeros(1), torch.zeros(1), 0)
+    trainer = Trainer(run, settings(args.dataset, args.epochs, args.batch_size), no_eval_set, device)
     # warm-up both once (allocator, first-call overheads), then alternate measurements
     bare_loop(trainer, args.arch, 1, args.batch_size)
     pipeline_loop(trainer, 1)

@@ -1,22 +1,20 @@
 """The paper as outputs: tables, figures and a measured check of each claim.
 
-From `metrics.parquet`, `hsic.parquet` and `probes.parquet` (CONTRACTS.md), `build` writes
-under one output folder:
+From the three tables of `infoplane.contracts` (metrics, dependence, probes), `build` writes
+under one output folder (results/paper/):
 
-* `table1_accuracy`, `table2_separability`, `table3_nhsic`, `table4_compression`, each as
+* `table1_accuracy`, `table2_separability`, `table3_dependence`, `table4_compression`, each as
   `.parquet` (tidy numbers), `.md`, `.tex` (booktabs) and `.html` (for the Snakemake report);
-* `figures/{infoplane,nhsic,separability,compression}/*.png`;
-* `claims.parquet`, `claims.md` (and `claims.html`): every claim of METHOD.md as a test with
+* `figures/<kind>/*.png` (`paper.figures.KINDS`);
+* `claims.parquet`, `claims.md` and `claims.html`: every claim of METHOD.md as a test with
   its verdict (see `infoplane.paper.claims`).
-
-CLI: `python -m infoplane.paper --metrics M --hsic H --probes P --out results/paper --experiment NAME`.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from ..io import write_parquet, write_text
+from .. import contracts, io
 from .claims import claims_display, claims_markdown, evaluate_claims
 from .common import Inputs
 from .figures import make_figures
@@ -31,13 +29,12 @@ def build(inputs: Inputs, out: str | Path, experiment: str) -> dict[str, list[Pa
     written: dict[str, list[Path]] = {"tables": [], "figures": [], "claims": []}
     for name, make in TABLES.items():
         tidy, display = make(inputs, header)
-        write_parquet(tidy, out / f"{name}.parquet")
+        io.write_parquet(tidy, out / f"{name}.parquet")
         written["tables"] += [out / f"{name}.parquet", *write_display(display, out / name)]
     written["figures"] = make_figures(inputs, out / "figures")
     claims = evaluate_claims(inputs)
-    write_parquet(claims, out / "claims.parquet")
-    text = claims_markdown(claims, header)
-    write_text(out / "claims.md", text)
-    write_text(out / "claims.html", to_html(claims_display(claims, header)))
+    contracts.CLAIMS.write(claims, out / "claims.parquet")
+    io.write_text(out / "claims.md", claims_markdown(claims, header))
+    io.write_text(out / "claims.html", to_html(claims_display(claims, header)))
     written["claims"] = [out / "claims.parquet", out / "claims.md", out / "claims.html"]
     return written

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from .. import contracts
 from ..registry import Registry
 from .render import Display, Section
 from .common import (
@@ -52,11 +53,7 @@ RHO_MIN = 0.5
 MIN_RUNS = 4
 
 VERDICTS = ("holds", "fails", "inconclusive")
-COLUMNS = [
-    "claim", "part", "dataset", "arch", "setting", "mode", "reference_mode", "statistic",
-    "value", "value_std", "n_value", "reference", "reference_std", "n_reference",
-    "difference", "threshold", "verdict", "reason",
-]  # fmt: skip
+COLUMNS = list(contracts.CLAIMS.columns)
 
 
 @dataclass(frozen=True)
@@ -157,13 +154,13 @@ def _no_data(claim_id: str, what: str) -> list[dict]:
     "by more than the sum of their stds over seeds.",
 )
 def claim_deep_information(inputs: Inputs) -> list[dict]:
-    if inputs.hsic.empty:
+    if inputs.dependence.empty:
         return _no_data("1", "nHSIC")
-    final = final_rows(inputs.hsic)
+    final = final_rows(inputs.dependence)
     frames = []
     for (setting, dataset, arch), block in final.groupby(["setting", *GROUP], sort=True):
         deep = deep_layers(int(block["layer"].max()) + 1)
-        values = block[block["layer"].isin(deep)].groupby(["mode", "seed"])["nhsic_xz"].mean()
+        values = block[block["layer"].isin(deep)].groupby(["mode", "seed"])["value_xz"].mean()
         frame = values.rename("value").reset_index()
         frame[["setting", "dataset", "arch"]] = setting, dataset, arch
         frames.append(frame)
@@ -177,8 +174,8 @@ def layer_differentiation(block: pd.DataFrame, x_range: float, y_range: float) -
     epochs = sorted(block["epoch"].unique())
     trained = [e for e in epochs if e > 0] or epochs
     part = block[block["epoch"].isin(trained)]
-    x = part.pivot_table(index="epoch", columns="layer", values="nhsic_xz").to_numpy() / x_range
-    y = part.pivot_table(index="epoch", columns="layer", values="nhsic_yz").to_numpy() / y_range
+    x = part.pivot_table(index="epoch", columns="layer", values="value_xz").to_numpy() / x_range
+    y = part.pivot_table(index="epoch", columns="layer", values="value_yz").to_numpy() / y_range
     if x.shape[1] < 2:
         return math.nan
     points = np.stack([x, y], axis=-1)  # (epochs, layers, 2)
@@ -197,12 +194,12 @@ def layer_differentiation(block: pd.DataFrame, x_range: float, y_range: float) -
     "mode's by more than the sum of their stds over seeds.",
 )
 def claim_differentiation(inputs: Inputs) -> list[dict]:
-    if inputs.hsic.empty:
+    if inputs.dependence.empty:
         return _no_data("2", "nHSIC")
     frames = []
-    for (setting, dataset, arch), block in inputs.hsic.groupby(["setting", *GROUP], sort=True):
-        x_range = float(np.ptp(block["nhsic_xz"])) or 1.0
-        y_range = float(np.ptp(block["nhsic_yz"])) or 1.0
+    for (setting, dataset, arch), block in inputs.dependence.groupby(["setting", *GROUP], sort=True):
+        x_range = float(np.ptp(block["value_xz"])) or 1.0
+        y_range = float(np.ptp(block["value_yz"])) or 1.0
         for (mode, seed), run in block.groupby(["mode", "seed"], sort=True):
             value = layer_differentiation(run, x_range, y_range)
             frames.append({"setting": setting, "dataset": dataset, "arch": arch, "mode": mode, "seed": seed, "value": value})
@@ -221,10 +218,10 @@ def claim_differentiation(inputs: Inputs) -> list[dict]:
     "threshold); needs >= 3 snapshot epochs.",
 )
 def claim_bottleneck(inputs: Inputs) -> list[dict]:
-    if inputs.hsic.empty:
+    if inputs.dependence.empty:
         return _no_data("3", "nHSIC")
     rows = []
-    for (setting, dataset, arch), block in inputs.hsic.groupby(["setting", *GROUP], sort=True):
+    for (setting, dataset, arch), block in inputs.dependence.groupby(["setting", *GROUP], sort=True):
         ident = {"setting": setting, "dataset": dataset, "arch": arch}
         e2e = [m for m in mode_order(block["mode"]) if is_e2e(m)]
         if not e2e:
@@ -236,9 +233,9 @@ def claim_bottleneck(inputs: Inputs) -> list[dict]:
             runs = block[(block["mode"] == mode) & (block["layer"] == last_block)]
             rises, falls, n_epochs = [], [], runs.groupby("seed")["epoch"].nunique().min()
             for _, run in runs.sort_values("epoch").groupby("seed"):
-                rises.append(run["nhsic_yz"].iloc[-1] - run["nhsic_yz"].iloc[0])
-                peak = run["nhsic_xz"].max()
-                falls.append((peak - run["nhsic_xz"].iloc[-1]) / peak if peak > 0 else math.nan)
+                rises.append(run["value_yz"].iloc[-1] - run["value_yz"].iloc[0])
+                peak = run["value_xz"].max()
+                falls.append((peak - run["value_xz"].iloc[-1]) / peak if peak > 0 else math.nan)
             name = runs["layer_name"].iloc[0] if len(runs) else str(last_block)
             parts = [
                 ("a", f"rise of nHSIC(Y;Z_L), Z_L = layer {last_block} ({name})", above(rises, 0.0)),
@@ -278,9 +275,9 @@ def claim_accuracy(inputs: Inputs) -> list[dict]:
 def claim_compression_generalization(inputs: Inputs) -> list[dict]:
     from scipy.stats import spearmanr
 
-    if inputs.hsic.empty:
+    if inputs.dependence.empty:
         return _no_data("5", "nHSIC")
-    comp = compression(inputs.hsic)
+    comp = compression(inputs.dependence)
     gap = generalization_gap(inputs.metrics)
     rows = []
     for (setting, dataset, arch), block in comp.groupby(["setting", *GROUP], sort=True):
@@ -316,10 +313,8 @@ def evaluate_claims(inputs: Inputs) -> pd.DataFrame:
     rows = [row for name in claim_ids() for row in CLAIMS.get(name)(inputs)]
     table = pd.DataFrame(rows, columns=COLUMNS)
     for col in ("n_value", "n_reference"):
-        table[col] = table[col].fillna(0).astype("int64")
-    for col in ("value", "value_std", "reference", "reference_std", "difference", "threshold"):
-        table[col] = table[col].astype("float64")
-    return table
+        table[col] = table[col].fillna(0)
+    return contracts.CLAIMS.conform(table)
 
 
 def combine(verdicts: Sequence[str]) -> str:

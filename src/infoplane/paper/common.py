@@ -1,9 +1,9 @@
-"""Shared helpers of the paper outputs: input checks, estimator settings, run statistics.
+"""Shared helpers of the paper outputs: the input tables, estimator settings, run statistics.
 
-The three input tables are the ones of CONTRACTS.md (metrics, hsic, probes). A *group* is
-one nested run identity dataset × arch; within it modes and seeds vary. nHSIC rows are
-further split by their *estimator setting* (estimator, kernels, σ, bandwidth, ε, batch
-size): values of different settings are never mixed.
+The three input tables are those of `infoplane.contracts` (metrics, dependence, probes). A
+*group* is one nested run identity dataset × arch; within it modes and seeds vary.
+Dependence rows are further split by their *estimator setting* (estimator, kernels, σ,
+bandwidth, ε, batch size): values of different settings are never mixed.
 """
 
 from __future__ import annotations
@@ -16,26 +16,13 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-RUN = ["dataset", "arch", "mode", "seed"]
+from .. import contracts
+
+RUN = list(contracts.RUN_KEYS)
 GROUP = ["dataset", "arch"]
-SETTING_COLUMNS = ["estimator", "kernel_x", "kernel_y", "kernel_z", "sigma", "bandwidth", "epsilon", "batch_size"]
-REQUIRED = {
-    "metrics": [*RUN, "epoch", "split", "layer", "layer_name", "loss", "accuracy"],
-    "hsic": [*RUN, "epoch", "layer", "layer_name", *SETTING_COLUMNS, "n_samples", "nhsic_xz", "nhsic_yz"],
-    "probes": [*RUN, "epoch", "layer", "layer_name", "probe_train_size", "probe_test_size", "accuracy"],
-}
+SETTING_COLUMNS = list(contracts.DEPENDENCE_SETTINGS)
 #: Reference mode of the layer-wise comparisons.
 E2E = "e2e"
-
-
-def check_columns(table: pd.DataFrame, name: str) -> pd.DataFrame:
-    """Refuse a table that lacks contract columns, naming them."""
-    missing = [c for c in REQUIRED[name] if c not in table.columns]
-    if missing:
-        raise ValueError(
-            f"{name} table lacks column(s) {missing}; expected the CONTRACTS.md columns {REQUIRED[name]}"
-        )
-    return table
 
 
 def is_e2e(mode: str) -> bool:
@@ -79,16 +66,16 @@ def setting_slug(row) -> str:
     return re.sub(r"[^A-Za-z0-9.+-]+", "_", text)
 
 
-def with_settings(hsic: pd.DataFrame) -> pd.DataFrame:
-    """hsic plus `setting` (label) and `setting_slug` columns."""
-    hsic = hsic.copy()
-    keys = hsic[SETTING_COLUMNS].astype(str).agg("|".join, axis=1)
-    first = hsic.groupby(keys, sort=False).head(1)
+def with_settings(dependence: pd.DataFrame) -> pd.DataFrame:
+    """The dependence table plus `setting` (label) and `setting_slug` columns."""
+    dependence = dependence.copy()
+    keys = dependence[SETTING_COLUMNS].astype(str).agg("|".join, axis=1)
+    first = dependence.groupby(keys, sort=False).head(1)
     labels = {k: setting_label(r) for k, (_, r) in zip(keys.loc[first.index], first.iterrows())}
     slugs = {k: setting_slug(r) for k, (_, r) in zip(keys.loc[first.index], first.iterrows())}
-    hsic["setting"] = keys.map(labels)
-    hsic["setting_slug"] = keys.map(slugs)
-    return hsic
+    dependence["setting"] = keys.map(labels)
+    dependence["setting_slug"] = keys.map(slugs)
+    return dependence
 
 
 def final_rows(table: pd.DataFrame) -> pd.DataFrame:
@@ -118,12 +105,12 @@ def middle_layers(num_layers: int) -> list[int]:
     return blocks[1:-1] if len(blocks) >= 3 else blocks
 
 
-def compression(hsic: pd.DataFrame) -> pd.DataFrame:
-    """Per run, setting and layer: peak of nHSIC(X;Z_l) over epochs minus its final value."""
+def compression(dependence: pd.DataFrame) -> pd.DataFrame:
+    """Per run, setting and layer: peak of the dependence on X over epochs minus its final value."""
     keys = [*RUN, "setting", "layer", "layer_name"]
-    ordered = hsic.sort_values("epoch")
+    ordered = dependence.sort_values("epoch")
     grouped = ordered.groupby(keys, sort=False)
-    out = grouped.agg(peak=("nhsic_xz", "max"), final=("nhsic_xz", "last")).reset_index()
+    out = grouped.agg(peak=("value_xz", "max"), final=("value_xz", "last")).reset_index()
     out["compression"] = out["peak"] - out["final"]
     return out
 
@@ -146,30 +133,33 @@ def whole_network(metrics: pd.DataFrame) -> pd.DataFrame:
 
 @dataclass
 class Inputs:
-    """The three tables, checked; hsic carries `setting` / `setting_slug` columns."""
+    """The three tables, conformed to their contracts; dependence carries `setting` / `setting_slug`."""
 
     metrics: pd.DataFrame
-    hsic: pd.DataFrame
+    dependence: pd.DataFrame
     probes: pd.DataFrame
 
     @classmethod
-    def from_frames(cls, metrics: pd.DataFrame, hsic: pd.DataFrame, probes: pd.DataFrame) -> Inputs:
-        check_columns(metrics, "metrics")
-        check_columns(hsic, "hsic")
-        check_columns(probes, "probes")
-        return cls(metrics.copy(), with_settings(hsic), probes.copy())
+    def from_frames(cls, metrics: pd.DataFrame, dependence: pd.DataFrame, probes: pd.DataFrame) -> Inputs:
+        return cls(
+            contracts.METRICS.conform(metrics, "metrics"),
+            with_settings(contracts.DEPENDENCE.conform(dependence, "dependence")),
+            contracts.PROBES.conform(probes, "probes"),
+        )
 
     @classmethod
-    def read(cls, metrics: str, hsic: str, probes: str) -> Inputs:
-        return cls.from_frames(pd.read_parquet(metrics), pd.read_parquet(hsic), pd.read_parquet(probes))
+    def read(cls, output_root: str) -> Inputs:
+        """The tables of results/tables/ under `output_root`, each checked against its contract."""
+        tables = {name: t.read(contracts.path("table", output_root, table=name)) for name, t in contracts.TABLES.items()}
+        return cls.from_frames(tables["metrics"], tables["dependence"], tables["probes"])
 
     def settings(self) -> list[tuple[str, str]]:
         """(label, slug) of every estimator setting, sorted by label."""
-        pairs = self.hsic[["setting", "setting_slug"]].drop_duplicates().sort_values("setting")
+        pairs = self.dependence[["setting", "setting_slug"]].drop_duplicates().sort_values("setting")
         return list(pairs.itertuples(index=False, name=None))
 
     def seeds(self) -> list[int]:
-        frames = [t["seed"] for t in (self.metrics, self.hsic, self.probes) if len(t)]
+        frames = [t["seed"] for t in (self.metrics, self.dependence, self.probes) if len(t)]
         return sorted({int(s) for f in frames for s in f}) if frames else []
 
     def header(self, experiment: str) -> str:
@@ -189,6 +179,6 @@ class Inputs:
             sizes = self.probes[["probe_train_size", "probe_test_size"]].drop_duplicates().iloc[0]
             probe = f" · linear probe: {sizes.probe_train_size} train / {sizes.probe_test_size} test samples"
         return (
-            f"Experiment `{experiment}` · nHSIC estimator: {settings} · {count_text} "
+            f"Experiment `{experiment}` · dependence estimator: {settings} · {count_text} "
             f"(seeds {', '.join(map(str, seeds))}){probe}"
         )

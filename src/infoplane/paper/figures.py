@@ -1,53 +1,34 @@
-"""The study's figures (matplotlib, Agg backend, colour-blind-safe palettes).
+"""The study's figures, the only place any figure is drawn (style: `paper.style`).
 
-Per dataset × arch (× estimator setting for nHSIC figures), under `figures/<kind>/`:
+Per dataset × arch (× estimator setting for dependence figures), under `figures/<kind>/`:
 
 * `infoplane/`: information-plane trajectories, one panel per mode, one line per layer
   (mean over seeds, one marker shape per layer), segments and points coloured by epoch
   (viridis), start (○) and end (the layer's marker outlined in black) marked.
-* `nhsic/`: nHSIC(X;Z_l) (top) and nHSIC(Y;Z_l) (bottom) versus epoch, one panel per mode,
+* `dependence/`: dependence on X (top) and on Y (bottom) versus epoch, one panel per mode,
   one line per layer (cividis by depth), mean ± std over seeds as a band.
+* `accuracy/`: the whole network's test accuracy versus epoch, one line per mode, ± std band.
 * `separability/`: linear-probe test accuracy versus depth at the last epoch, one line per
-  mode (seaborn "colorblind" palette, distinct markers), ± std error bars; initialization dashed.
+  mode, ± std error bars; initialization dashed.
 * `compression/`: middle-layer compression versus generalization gap, one point per run.
 """
 
 from __future__ import annotations
 
-import textwrap
 from pathlib import Path
 
-import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from matplotlib.collections import LineCollection
+from matplotlib.ticker import MaxNLocator
 
-matplotlib.use("Agg")
+from .common import GROUP, RUN, Inputs, compression, final_rows, generalization_gap, middle_layers, mode_order
+from .common import whole_network
+from .style import EPOCH_CMAP, MARKERS, categorical, depth_colors, save
+from .style import wrap as _wrap
 
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import seaborn as sns  # noqa: E402
-from matplotlib.collections import LineCollection  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
-
-from ..io import atomic_path  # noqa: E402
-from .common import GROUP, RUN, Inputs, compression, final_rows, generalization_gap, middle_layers, mode_order  # noqa: E402
-
-MARKERS = ["o", "s", "^", "D", "v", "P", "X", "<", ">", "h", "*", "p"]
-KINDS = ("infoplane", "nhsic", "separability", "compression")
-
-
-def _wrap(text: str, width: int = 100) -> str:
-    return "\n".join(textwrap.wrap(text, width))
-
-
-def _palette(n: int) -> list:
-    return sns.color_palette("colorblind", max(n, 1))
-
-
-def _save(fig, path: Path) -> Path:
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)
-    return path
+KINDS = ("infoplane", "dependence", "accuracy", "separability", "compression")
 
 
 def _mean_over_seeds(frame: pd.DataFrame, keys: list[str], values: list[str]) -> pd.DataFrame:
@@ -64,10 +45,10 @@ def _seeds_text(frame: pd.DataFrame) -> str:
 def infoplane(block: pd.DataFrame, title: str, path: Path) -> Path:
     """One panel per mode; x = nHSIC(X;Z_l), y = nHSIC(Y;Z_l); colour = epoch."""
     modes = mode_order(block["mode"])
-    mean = _mean_over_seeds(block, ["mode", "layer", "layer_name", "epoch"], ["nhsic_xz", "nhsic_yz"])
+    mean = _mean_over_seeds(block, ["mode", "layer", "layer_name", "epoch"], ["value_xz", "value_yz"])
     epochs = np.sort(mean["epoch"].unique())
     norm = plt.Normalize(epochs.min(), max(epochs.max(), epochs.min() + 1))
-    cmap = plt.get_cmap("viridis")
+    cmap = plt.get_cmap(EPOCH_CMAP)
     fig, axes = plt.subplots(
         1, len(modes), figsize=(5.2 * len(modes) + 1, 4.8), sharex=True, sharey=True, squeeze=False, layout="constrained"
     )
@@ -77,7 +58,7 @@ def infoplane(block: pd.DataFrame, title: str, path: Path) -> Path:
         part = mean[mean["mode"] == mode]
         for (layer, name), traj in part.groupby(["layer", "layer_name"], sort=True):
             traj = traj.sort_values("epoch")
-            x, y, e = traj["nhsic_xz_mean"].to_numpy(), traj["nhsic_yz_mean"].to_numpy(), traj["epoch"].to_numpy()
+            x, y, e = traj["value_xz_mean"].to_numpy(), traj["value_yz_mean"].to_numpy(), traj["epoch"].to_numpy()
             if len(x) > 1:
                 segments = np.stack([np.column_stack([x[:-1], y[:-1]]), np.column_stack([x[1:], y[1:]])], axis=1)
                 lines = LineCollection(segments, cmap=cmap, norm=norm, linewidths=1.6)
@@ -105,22 +86,22 @@ def infoplane(block: pd.DataFrame, title: str, path: Path) -> Path:
     bar = fig.colorbar(plt.cm.ScalarMappable(norm=norm, cmap=cmap), ax=axes[0].tolist(), label="epoch", shrink=0.9)
     bar.ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     fig.suptitle(_wrap(f"{title}; {_seeds_text(block)}", 40 * len(modes) + 20), fontsize=10)
-    return _save(fig, path)
+    return save(fig, path)
 
 
-def nhsic_vs_epoch(block: pd.DataFrame, title: str, path: Path) -> Path:
+def dependence_vs_epoch(block: pd.DataFrame, title: str, path: Path) -> Path:
     """Rows nHSIC(X;Z), nHSIC(Y;Z); one panel per mode; one line per layer with a seed band."""
     modes = mode_order(block["mode"])
-    mean = _mean_over_seeds(block, ["mode", "layer", "layer_name", "epoch"], ["nhsic_xz", "nhsic_yz"])
+    mean = _mean_over_seeds(block, ["mode", "layer", "layer_name", "epoch"], ["value_xz", "value_yz"])
     layers = sorted(mean[["layer", "layer_name"]].drop_duplicates().itertuples(index=False, name=None))
-    colors = dict(zip(layers, sns.color_palette("cividis", len(layers))))
+    colors = dict(zip(layers, depth_colors(len(layers))))
     fig, axes = plt.subplots(
         2, len(modes), figsize=(4.8 * len(modes), 6.6), sharex=True, sharey="row", squeeze=False,
         layout="constrained",
     )
     for col, mode in enumerate(modes):
         part = mean[mean["mode"] == mode]
-        for row, (value, label) in enumerate((("nhsic_xz", "nHSIC(X; Z_l)"), ("nhsic_yz", "nHSIC(Y; Z_l)"))):
+        for row, (value, label) in enumerate((("value_xz", "nHSIC(X; Z_l)"), ("value_yz", "nHSIC(Y; Z_l)"))):
             ax = axes[row][col]
             for (layer, name), traj in part.groupby(["layer", "layer_name"], sort=True):
                 traj = traj.sort_values("epoch")
@@ -136,7 +117,7 @@ def nhsic_vs_epoch(block: pd.DataFrame, title: str, path: Path) -> Path:
                 ax.set_xlabel("epoch")
     axes[0][-1].legend(title="layer", fontsize=8, loc="best")
     fig.suptitle(_wrap(f"{title}; {_seeds_text(block)}; band: ± std over seeds", 40 * len(modes) + 20), fontsize=10)
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def separability(block: pd.DataFrame, title: str, path: Path) -> Path:
@@ -144,7 +125,7 @@ def separability(block: pd.DataFrame, title: str, path: Path) -> Path:
     modes = mode_order(block["mode"])
     final = final_rows(block)
     mean = _mean_over_seeds(final, ["mode", "layer", "layer_name"], ["accuracy"])
-    colors = dict(zip(modes, _palette(len(modes))))
+    colors = dict(zip(modes, categorical(len(modes))))
     fig, ax = plt.subplots(figsize=(6.4, 4.4), layout="constrained")
     for i, mode in enumerate(modes):
         part = mean[mean["mode"] == mode].sort_values("layer")
@@ -163,7 +144,7 @@ def separability(block: pd.DataFrame, title: str, path: Path) -> Path:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     ax.set_title(_wrap(f"{title}; {_seeds_text(block)}; bars: ± std", 70), fontsize=10)
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def compression_gap(comp: pd.DataFrame, gap: pd.DataFrame, title: str, path: Path) -> Path:
@@ -174,7 +155,7 @@ def compression_gap(comp: pd.DataFrame, gap: pd.DataFrame, title: str, path: Pat
     per_run = comp[comp["layer"].isin(middle)].groupby(RUN)["compression"].mean().reset_index()
     joined = per_run.merge(gap, on=RUN)
     modes = mode_order(joined["mode"]) if len(joined) else []
-    colors = dict(zip(modes, _palette(len(modes))))
+    colors = dict(zip(modes, categorical(len(modes))))
     fig, ax = plt.subplots(figsize=(6.4, 4.8), layout="constrained")
     for i, mode in enumerate(modes):
         part = joined[joined["mode"] == mode]
@@ -189,28 +170,54 @@ def compression_gap(comp: pd.DataFrame, gap: pd.DataFrame, title: str, path: Pat
     if modes:
         ax.legend(fontsize=8)
     ax.set_title(_wrap(f"{title}{rho_text}", 70), fontsize=10)
-    return _save(fig, path)
+    return save(fig, path)
+
+
+def accuracy_vs_epoch(block: pd.DataFrame, title: str, path: Path) -> Path:
+    """The whole network's test accuracy versus epoch, one line per mode, ± std over seeds."""
+    test = whole_network(block)
+    test = test[test["split"] == "test"]
+    modes = mode_order(test["mode"])
+    mean = _mean_over_seeds(test, ["mode", "epoch"], ["accuracy"])
+    colors = dict(zip(modes, categorical(len(modes))))
+    fig, ax = plt.subplots(figsize=(6.4, 4.4), layout="constrained")
+    for i, mode in enumerate(modes):
+        part = mean[mean["mode"] == mode].sort_values("epoch")
+        m, s = 100 * part["accuracy_mean"].to_numpy(), 100 * part["accuracy_std"].fillna(0).to_numpy()
+        ax.plot(part["epoch"], m, color=colors[mode], marker=MARKERS[i % len(MARKERS)], ms=3, lw=1.6, label=mode)
+        ax.fill_between(part["epoch"], m - s, m + s, color=colors[mode], alpha=0.2, lw=0)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("test accuracy of the whole network (%)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    ax.set_title(_wrap(f"{title}; {_seeds_text(test)}; band: ± std", 70), fontsize=10)
+    return save(fig, path)
 
 
 def make_figures(inputs: Inputs, out: Path) -> list[Path]:
-    """All figures under out/figures/<kind>/; returns the written paths."""
+    """All figures under out/<kind>/; returns the written paths."""
     out = Path(out)
     for kind in KINDS:  # every kind has its folder, even when there is nothing to draw
         (out / kind).mkdir(parents=True, exist_ok=True)
     written = []
-    hsic = inputs.hsic
-    comp = compression(hsic) if len(hsic) else None
+    dependence = inputs.dependence
+    comp = compression(dependence) if len(dependence) else None
     gap = generalization_gap(inputs.metrics)
-    for (setting, slug), block in hsic.groupby(["setting", "setting_slug"], sort=True):
+    for (setting, slug), block in dependence.groupby(["setting", "setting_slug"], sort=True):
         for (dataset, arch), group in block.groupby(GROUP, sort=True):
             stem = f"{dataset}_{arch}_{slug}"
             where = f"{dataset} / {arch}; estimator: {setting}"
             written.append(infoplane(group, f"Information plane, {where}", out / "infoplane" / f"{stem}.png"))
-            written.append(nhsic_vs_epoch(group, f"nHSIC vs epoch, {where}", out / "nhsic" / f"{stem}.png"))
+            written.append(
+                dependence_vs_epoch(group, f"Dependence vs epoch, {where}", out / "dependence" / f"{stem}.png")
+            )
             part = comp[(comp["setting"] == setting) & (comp["dataset"] == dataset) & (comp["arch"] == arch)]
             written.append(
                 compression_gap(part, gap, f"Compression vs generalization, {where}", out / "compression" / f"{stem}.png")
             )
+    for (dataset, arch), group in inputs.metrics.groupby(GROUP, sort=True):
+        title = f"Test accuracy vs epoch, {dataset} / {arch}"
+        written.append(accuracy_vs_epoch(group, title, out / "accuracy" / f"{dataset}_{arch}.png"))
     for (dataset, arch), group in inputs.probes.groupby(GROUP, sort=True):
         written.append(
             separability(group, f"Linear separability vs depth, {dataset} / {arch}", out / "separability" / f"{dataset}_{arch}.png")

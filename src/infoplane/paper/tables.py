@@ -102,12 +102,12 @@ def table_separability(inputs: Inputs, header: str) -> tuple[pd.DataFrame, Displ
     return tidy, display
 
 
-def table_nhsic(inputs: Inputs, header: str) -> tuple[pd.DataFrame, Display]:
+def table_dependence(inputs: Inputs, header: str) -> tuple[pd.DataFrame, Display]:
     """Table 3: final nHSIC(X;Z_l) and nHSIC(Y;Z_l) per layer, one section per estimator setting."""
-    final = final_rows(inputs.hsic)
+    final = final_rows(inputs.dependence)
     keys = ["setting", *GROUP, "layer", "layer_name", "mode"]
-    xz = _summarize(final, keys, "nhsic_xz", "xz_")
-    yz = _summarize(final, keys, "nhsic_yz", "yz_")
+    xz = _summarize(final, keys, "value_xz", "xz_")
+    yz = _summarize(final, keys, "value_yz", "yz_")
     tidy = xz.merge(yz.drop(columns="yz_n_seeds"), on=keys).rename(columns={"xz_n_seeds": "n_seeds"})
     sections = []
     for setting, block in tidy.groupby("setting", sort=True):
@@ -135,7 +135,7 @@ def table_nhsic(inputs: Inputs, header: str) -> tuple[pd.DataFrame, Display]:
 
 def table_compression(inputs: Inputs, header: str) -> tuple[pd.DataFrame, Display]:
     """Table 4: compression (peak − final nHSIC(X;Z_l)) per layer and mode, beside the generalization gap."""
-    comp = compression(inputs.hsic)
+    comp = compression(inputs.dependence)
     keys = ["setting", *GROUP, "layer", "layer_name", "mode"]
     tidy = _summarize(comp, keys, "compression", "compression_")
     gap = _summarize(generalization_gap(inputs.metrics), [*GROUP, "mode"], "gap", "gap_")
@@ -171,6 +171,6 @@ def table_compression(inputs: Inputs, header: str) -> tuple[pd.DataFrame, Displa
 TABLES: dict[str, Callable[[Inputs, str], tuple[pd.DataFrame, Display]]] = {
     "table1_accuracy": table_accuracy,
     "table2_separability": table_separability,
-    "table3_nhsic": table_nhsic,
+    "table3_dependence": table_dependence,
     "table4_compression": table_compression,
 }

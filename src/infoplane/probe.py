@@ -4,7 +4,7 @@ For one snapshot (all layers of one run at one epoch) and every layer l:
 
 1. Split the snapshot's samples once into a probe-train and a probe-test part by a fixed
    seeded permutation (`probe_split`): the same split for every run and epoch of a data set,
-   because every run snapshots the same probe set in the same order.
+   because every run snapshots the same eval set in the same order.
 2. Flatten Z_l to (n, d) and standardize every feature with the probe-train mean and std
    (constant features become 0).
 3. Fit multinomial logistic regression, minimizing
@@ -19,19 +19,10 @@ with the thin SVD Z_train = U S^½ Vᵀ (from the n_t × n_t Gram matrix), every
 in span(V), and the L2 penalty is rotation invariant, so fitting B on Z_train V = U S^½ and
 predicting with Z_test V = Z_test Z_trainᵀ U S^-½ gives exactly the same optimum at a cost
 set by n_t, not d.
-
-CLI (one job per run, all of its snapshot epochs):
-    python -m infoplane.probes --probe-data results/data/mnist5k/probe.pt \\
-        --snapshots .../epoch0.pt .../epoch20.pt --out probes.parquet \\
-        --dataset mnist5k --arch lenet5 --mode e2e --seed 0 --settings '{"l2": 1e-3}'
 """
 
 from __future__ import annotations
 
-import json
-import re
-import sys
-import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -39,45 +30,10 @@ import pandas as pd
 import torch
 from torch.nn import functional as F
 
-from . import runtime
-from .io import torch_load, write_parquet
-from .snapshots import check_matches_probe, run_identity, run_job_parser
-
-#: Probe settings and their defaults (override any of them with `--settings` / the config).
-PROBE_DEFAULTS: dict = {
-    "train_fraction": 0.5,  # share of the snapshot samples used to fit the probe
-    "split_seed": 0,  # seed of the fixed train/test permutation of the snapshot samples
-    "l2": 1e-3,  # L2 penalty (l2/2)·||W||² on the weights, added to the mean cross-entropy
-    "max_iter": 100,  # L-BFGS iterations
-    "tolerance": 1e-6,  # stop when max |gradient| <= tolerance (or the loss stalls)
-}
+from . import contracts
 
 #: Relative eigenvalue cut-off when reducing to the span of the training features.
 _RANK_TOL = 1e-9
-
-#: Column contract of the probes tables (CONTRACTS.md), with pandas dtypes.
-PROBES_COLUMNS = {
-    "dataset": "string", "arch": "string", "mode": "string", "seed": "int64", "epoch": "int64",
-    "layer": "int64", "layer_name": "string", "probe_train_size": "int64", "probe_test_size": "int64",
-    "train_accuracy": "float64", "accuracy": "float64",
-}  # fmt: skip
-COLUMNS = list(PROBES_COLUMNS)
-
-
-def resolve_settings(settings: Mapping | None) -> dict:
-    """Defaults overridden by `settings`; unknown keys and bad values are refused."""
-    settings = dict(settings or {})
-    unknown = sorted(set(settings) - set(PROBE_DEFAULTS))
-    if unknown:
-        raise ValueError(f"unknown probe setting(s) {unknown}; allowed: {', '.join(PROBE_DEFAULTS)}")
-    out = {**PROBE_DEFAULTS, **settings}
-    if not 0.0 < float(out["train_fraction"]) < 1.0:
-        raise ValueError(f"probe setting train_fraction must be in (0, 1), got {out['train_fraction']}")
-    if float(out["l2"]) < 0:
-        raise ValueError(f"probe setting l2 must be >= 0, got {out['l2']}")
-    if int(out["max_iter"]) < 1:
-        raise ValueError(f"probe setting max_iter must be >= 1, got {out['max_iter']}")
-    return out
 
 
 def probe_split(n: int, train_fraction: float = 0.5, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -210,24 +166,21 @@ def probe_layer(
     return train_acc, test_acc
 
 
-def probe_snapshot(snapshot: Mapping, probe: Mapping, settings: Mapping | None = None, device="cpu") -> pd.DataFrame:
-    """Probe every layer of one snapshot; rows: epoch, layer, layer_name, sizes, accuracies."""
-    settings = resolve_settings(settings)
-    check_matches_probe(snapshot, probe, f"snapshot of epoch {snapshot['epoch']}")
-    labels = torch.as_tensor(probe["y"]).long()
-    num_classes = int(probe["num_classes"])
+def probe_snapshot(snapshot: contracts.Snapshot, eval_set: contracts.EvalSet, settings: Mapping,
+                   device: str | torch.device = "cpu") -> pd.DataFrame:
+    """Probe every layer of one snapshot; `settings` is the config's `probe` section."""
+    labels = torch.as_tensor(eval_set.y).long()
+    num_classes = int(eval_set.num_classes)
     split = probe_split(len(labels), settings["train_fraction"], settings["split_seed"])
-    names, layers = list(snapshot["layer_names"]), list(snapshot["layers"])
-    if len(names) != len(layers):
-        raise ValueError(f"snapshot has {len(layers)} layers but {len(names)} layer names")
     rows = []
-    for index, (name, z) in enumerate(zip(names, layers)):
+    for index, (name, z) in enumerate(zip(snapshot.layer_names, snapshot.layers)):
         if z.shape[0] != len(labels):
-            raise ValueError(f"layer {name!r} has {z.shape[0]} samples, probe set has {len(labels)}")
+            raise ValueError(f"layer {name!r} has {z.shape[0]} samples, the eval set has {len(labels)}")
         train_acc, test_acc = probe_layer(z.to(device), labels, num_classes, split, settings)
         rows.append(
             {
-                "epoch": int(snapshot["epoch"]),
+                **snapshot.run.columns(),
+                "epoch": snapshot.epoch,
                 "layer": index,
                 "layer_name": str(name),
                 "probe_train_size": len(split[0]),
@@ -239,52 +192,10 @@ def probe_snapshot(snapshot: Mapping, probe: Mapping, settings: Mapping | None =
     return pd.DataFrame(rows)
 
 
-def probe_run(
-    snapshot_paths: Sequence[str | Path],
-    probe_path: str | Path,
-    identity: Mapping,
-    settings: Mapping | None = None,
-    device: str = "cpu",
-) -> pd.DataFrame:
-    """All snapshot epochs of one run -> the run's probes table (CONTRACTS.md columns)."""
-    probe = torch_load(probe_path)
-    frames = [probe_snapshot(torch_load(p), probe, settings, device) for p in snapshot_paths]
-    table = pd.concat(frames, ignore_index=True)
-    for key in ("dataset", "arch", "mode"):
-        table[key] = str(identity[key])
-    table["seed"] = int(identity["seed"])
-    table = table.sort_values(["epoch", "layer"]).reset_index(drop=True)
-    return table[COLUMNS].astype(PROBES_COLUMNS)
-
-
-def _epoch_of(path: str) -> int:
-    match = re.search(r"epoch(\d+)\.pt$", str(path))
-    return int(match.group(1)) if match else -1
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = run_job_parser("python -m infoplane.probes", __doc__.split("\n")[0])
-    parser.add_argument("--settings", default="{}", help=f"JSON object; defaults: {json.dumps(PROBE_DEFAULTS)}")
-    args = parser.parse_args(argv)
-    try:
-        settings = resolve_settings(json.loads(args.settings))
-    except json.JSONDecodeError as err:
-        parser.error(f"--settings is not valid JSON: {err}")
-    device = runtime.setup_job(args.threads or 1, args.device)  # the fits are small: 1 thread is fastest
-    identity = run_identity(args)
-    start = time.perf_counter()
-    paths = sorted(args.snapshots, key=_epoch_of)
-    table = probe_run(paths, args.probe_data, identity, settings, str(device))
-    write_parquet(table, args.out)
-    final = table[table["epoch"] == table["epoch"].max()]
-    print(
-        f"probes {identity} on {device}: {len(paths)} epochs x {final.shape[0]} layers in "
-        f"{time.perf_counter() - start:.1f}s; settings {json.dumps(settings)}; final-epoch test accuracy "
-        + ", ".join(f"{n}={a:.3f}" for n, a in zip(final["layer_name"], final["accuracy"])),
-        file=sys.stderr,
-    )
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+def probe_run(eval_set_path: Path, snapshot_paths: Sequence[Path], settings: Mapping,
+              device: str | torch.device = "cpu") -> pd.DataFrame:
+    """All snapshot epochs of one run -> the run's `contracts.PROBES` table."""
+    eval_set = contracts.read_eval_set(eval_set_path)
+    frames = [probe_snapshot(snap, eval_set, settings, device)
+              for snap in contracts.read_snapshots(snapshot_paths, eval_set)]
+    return contracts.PROBES.conform(pd.concat(frames, ignore_index=True))

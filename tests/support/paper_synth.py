@@ -1,4 +1,4 @@
-"""Synthetic metrics / hsic / probes tables whose claim verdicts are known by construction.
+"""Synthetic metrics / dependence / probes tables whose claim verdicts are known by construction.
 
 Two per-layer profiles (values at the last epoch, layer l of L = 5, classifier last):
 
@@ -52,8 +52,8 @@ def synth(modes=("e2e", "layerwise-ce"), seeds=(0, 1, 2), epochs=tuple(range(11)
                     y = final_y * (0.2 + 0.8 * frac) if paper_like else final_y * (1.5 - 0.5 * frac)
                     hsic.append({"dataset": dataset, "arch": arch, "mode": mode, "seed": seed, "epoch": epoch,
                                  "layer": layer, "layer_name": name, **SETTING, "n_samples": 1000,
-                                 "n_batches": 8, "nhsic_xz": x, "nhsic_xz_std": 0.1, "nhsic_yz": y,
-                                 "nhsic_yz_std": 0.01})  # fmt: skip
+                                 "n_batches": 8, "value_xz": x, "value_xz_std": 0.1, "value_yz": y,
+                                 "value_yz_std": 0.01})  # fmt: skip
                     acc = (0.9 + 0.015 * layer if paper_like else 0.95) if epoch == last else 0.8
                     probes.append({"dataset": dataset, "arch": arch, "mode": mode, "seed": seed, "epoch": epoch,
                                    "layer": layer, "layer_name": name, "probe_train_size": 500,

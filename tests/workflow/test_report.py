@@ -12,22 +12,22 @@ import pandas as pd
 import pytest
 from sweep import REPO, TINY, snakemake, write_config
 
-from infoplane.probes import COLUMNS, PROBES_COLUMNS
+from infoplane import contracts
+from infoplane.paper.figures import KINDS as FIGURE_KINDS
 from infoplane.reportcheck import check_report, find_chromium
 
 pytestmark = pytest.mark.workflow
 
-PAPER_HTML = ["table1_accuracy", "table2_separability", "table3_nhsic", "table4_compression", "claims"]
-FIGURE_KINDS = ["infoplane", "nhsic", "separability", "compression"]
+PAPER_HTML = ["table1_accuracy", "table2_separability", "table3_dependence", "table4_compression", "claims"]
 
 
 @pytest.fixture(scope="module")
 def report(tmp_path_factory):
-    """A one-run sweep (e2e, 1 epoch, 64 probe samples) and its report.html."""
+    """A one-run sweep (e2e, 1 epoch, 64 eval samples) and its report.html."""
     workdir = tmp_path_factory.mktemp("report")
     config = copy.deepcopy(TINY)
-    config.update(modes=["e2e"], training={"epochs": 1, "batch_size": 64})
-    config.update(snapshots={"every": 1, "probe_size": 64}, data={"train_limit": 256}, hsic={"batch_size": 32})
+    config.update(modes=["e2e"], training={"epochs": 1, "batch_size": 64}, output_root="results")
+    config.update(snapshots={"every": 1, "eval_size": 64}, data={"train_limit": 256}, dependence={"batch_size": 32})
     configfile = write_config(workdir, config)
     run = snakemake(workdir, configfile, "--cores", "2")
     assert run.returncode == 0, run.stderr[-4000:]
@@ -54,9 +54,7 @@ def test_report_holds_every_paper_output_with_its_caption(report):
 
 
 def test_probes_are_aggregated_with_the_contract_columns(report):
-    probes = pd.read_parquet(report / "results" / "tables" / "probes.parquet")
-    assert list(probes.columns) == COLUMNS
-    assert {c: str(t) for c, t in probes.dtypes.items()} == {c: str(t) for c, t in PROBES_COLUMNS.items()}
+    probes = contracts.PROBES.read(contracts.path("table", report / "results", table="probes"))
     assert len(probes) == 2 * 5  # snapshot epochs 0 and 1 × 5 layers of the mlp, one run
     assert probes["accuracy"].between(0, 1).all() and (probes["probe_test_size"] == 32).all()
 

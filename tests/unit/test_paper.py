@@ -8,9 +8,10 @@ import pandas as pd
 import pytest
 from paper_synth import SETTING, synth
 
+from infoplane import cli, contracts
 from infoplane.paper import build
 from infoplane.paper import claims as C
-from infoplane.paper.__main__ import main
+from infoplane.paper.figures import KINDS
 from infoplane.paper.common import Inputs, deep_layers, middle_layers
 from infoplane.paper.tables import TABLES
 from infoplane.paper.render import Display, Section, latex_escape, to_latex, to_markdown
@@ -117,7 +118,7 @@ def test_layer_groups():
 def test_build_writes_tables_figures_and_claims(tmp_path):
     data = inputs(modes=("e2e", "layerwise-ce", "layerwise_seq-ce"))
     written = build(data, tmp_path, "synthetic")
-    for name in ("table1_accuracy", "table2_separability", "table3_nhsic", "table4_compression"):
+    for name in ("table1_accuracy", "table2_separability", "table3_dependence", "table4_compression"):
         for suffix in (".parquet", ".md", ".tex", ".html"):
             assert (tmp_path / f"{name}{suffix}").stat().st_size > 0
         md = (tmp_path / f"{name}.md").read_text()
@@ -138,7 +139,7 @@ def test_build_writes_tables_figures_and_claims(tmp_path):
     e2e_sep = sep[sep["mode"] == "e2e"].sort_values("layer")["mean"].to_numpy()
     assert e2e_sep == pytest.approx([0.9 + 0.015 * layer for layer in range(5)])
 
-    nh = pd.read_parquet(tmp_path / "table3_nhsic.parquet")
+    nh = pd.read_parquet(tmp_path / "table3_dependence.parquet")
     row = nh[(nh["mode"] == "e2e") & (nh["layer"] == 4)].iloc[0]
     assert row["xz_mean"] == pytest.approx(80, rel=0.01) and row["yz_mean"] == pytest.approx(8.0)
 
@@ -151,7 +152,7 @@ def test_build_writes_tables_figures_and_claims(tmp_path):
     assert "gen. gap (train − test, %)" in (tmp_path / "table4_compression.md").read_text()
 
     figures = written["figures"]
-    assert {p.parent.name for p in figures} == {"infoplane", "nhsic", "separability", "compression"}
+    assert {p.parent.name for p in figures} == set(KINDS)
     for path in figures:
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
@@ -164,39 +165,36 @@ def test_build_writes_tables_figures_and_claims(tmp_path):
     assert (tmp_path / "claims.html").read_text().count("<table>") == 6
 
 
-def test_cli_with_one_seed_and_one_mode(tmp_path, capsys):
-    metrics, hsic, probes = synth(modes=("e2e",), seeds=(0,))
-    paths = {}
-    for name, frame in (("metrics", metrics), ("hsic", hsic), ("probes", probes)):
-        paths[name] = tmp_path / f"{name}.parquet"
-        frame.to_parquet(paths[name])
-    out = tmp_path / "paper"
-    args = ["--metrics", str(paths["metrics"]), "--hsic", str(paths["hsic"]), "--probes", str(paths["probes"])]
-    assert main(args + ["--out", str(out), "--experiment", "tiny"]) == 0
-    claims = pd.read_parquet(out / "claims.parquet")
+def test_cli_with_one_seed_and_one_mode(tmp_path, caplog):
+    for name, frame in zip(contracts.TABLES, synth(modes=("e2e",), seeds=(0,))):
+        contracts.TABLES[name].write(frame, contracts.path("table", tmp_path, table=name))
+    with caplog.at_level("INFO", logger="infoplane"):
+        assert cli.main(["paper", "--output-root", str(tmp_path), "--experiment", "tiny"]) == 0
+    out = contracts.path("paper", tmp_path)
+    claims = contracts.CLAIMS.read(out / "claims.parquet")
     assert set(claims["verdict"]) == {"inconclusive"}
     assert "1 seed per cell" in (out / "table1_accuracy.md").read_text()
-    assert "claim 1: inconclusive" in capsys.readouterr().err
+    assert "claim 1: inconclusive" in caplog.text
 
 
 def test_two_estimator_settings_are_kept_apart():
-    metrics, hsic, probes = synth()
-    other = hsic.assign(estimator="cka", nhsic_xz=hsic["nhsic_xz"] / 200, nhsic_yz=hsic["nhsic_yz"] / 20)
-    data = Inputs.from_frames(metrics, pd.concat([hsic, other]), probes)
+    metrics, dependence, probes = synth()
+    other = dependence.assign(estimator="cka", value_xz=dependence["value_xz"] / 200, value_yz=dependence["value_yz"] / 20)
+    data = Inputs.from_frames(metrics, pd.concat([dependence, other]), probes)
     settings = data.settings()
     assert len(settings) == 2 and len({slug for _, slug in settings}) == 2
     table = C.evaluate_claims(data)
     assert sorted(table.loc[table["claim"] == "1", "setting"].str.split(";").str[0]) == ["cka", "nocco"]
-    tidy, display = TABLES["table3_nhsic"](data, data.header("two"))
+    tidy, display = TABLES["table3_dependence"](data, data.header("two"))
     assert len(display.sections) == 2
     cka = tidy[(tidy["setting"].str.startswith("cka")) & (tidy["mode"] == "e2e") & (tidy["layer"] == 4)]
     assert cka["xz_mean"].item() == pytest.approx(80 / 200, rel=0.01)  # not mixed with the nocco values
 
 
 def test_missing_column_is_named():
-    metrics, hsic, probes = synth(seeds=(0,))
-    with pytest.raises(ValueError, match=r"hsic table lacks column\(s\) \['sigma'\]"):
-        Inputs.from_frames(metrics, hsic.drop(columns="sigma"), probes)
+    metrics, dependence, probes = synth(seeds=(0,))
+    with pytest.raises(ValueError, match=r"the dependence table lacks column\(s\) \['sigma'\]"):
+        Inputs.from_frames(metrics, dependence.drop(columns="sigma"), probes)
 
 
 def test_renderers_escape_and_bold():

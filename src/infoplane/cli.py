@@ -1,0 +1,241 @@
+"""`infoplane <stage>`: one subcommand per workflow rule, named like the rule and its output
+folder under the output root (rule `probe` -> `infoplane probe` -> results/probe/...).
+
+The rules in workflow/rules/ call these commands; so can a user, by hand, on any snapshot
+folder. Settings come from `--settings` (the JSON of the stage's settings, as the workflow
+passes them: `infoplane.config.stage_settings`) or from `--config` (a config file, validated
+and filled with the schema's defaults); with neither, the schema's defaults.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from .errors import InfoplaneError
+
+log = logging.getLogger("infoplane")
+
+
+# --------------------------------------------------------------------------- shared arguments
+
+
+def _settings_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--settings", help="JSON of the stage's settings, as the workflow passes them")
+    group.add_argument("--config", type=Path, help="a config file (e.g. config.yaml) to take the settings from")
+
+
+def _job_arguments(parser: argparse.ArgumentParser, threads: int | None = None) -> None:
+    parser.add_argument("--device", default="auto", help="auto (CUDA when this job sees a GPU, else CPU), cpu, cuda[:N]")
+    parser.add_argument("--threads", type=int, default=threads, help="CPU threads for torch")
+
+
+def _measurement_arguments(parser: argparse.ArgumentParser) -> None:
+    """What the two measurement stages share: one run's snapshots against its eval set."""
+    parser.add_argument("--eval-set", type=Path, required=True, help="<output_root>/data/<dataset>/eval_set.pt")
+    parser.add_argument(
+        "--snapshots", type=Path, nargs="+", required=True,
+        help="a run's snapshot files (epoch<e>.pt) or its snapshots/ folder",
+    )  # fmt: skip
+    parser.add_argument("--out", type=Path, required=True, help="the Parquet file to write")
+    _settings_arguments(parser)
+    _job_arguments(parser)
+
+
+def _settings(args: argparse.Namespace, stage: str) -> dict:
+    from . import config
+
+    if args.settings is not None:
+        try:
+            return json.loads(args.settings)
+        except json.JSONDecodeError as err:
+            raise InfoplaneError(f"--settings is not valid JSON: {err}") from None
+    return config.stage_settings(config.load(args.config), stage)
+
+
+def _start_job(args: argparse.Namespace):
+    from . import runtime
+
+    return runtime.setup_job(args.threads, args.device)
+
+
+# --------------------------------------------------------------------------- stages
+
+
+def _data(parser: argparse.ArgumentParser) -> Callable[[argparse.Namespace], None]:
+    parser.add_argument("--dataset", required=True, help="a registered data set, e.g. mnist5k")
+    parser.add_argument("--output-root", type=Path, required=True, help="the config's output_root, e.g. results")
+    _settings_arguments(parser)
+
+    def run(args: argparse.Namespace) -> None:
+        from . import contracts, data, runtime
+
+        runtime.setup_logging()
+        settings = _settings(args, "data")
+        dataset = data.load(args.dataset, settings["root"], settings["download"])
+        log.info(
+            "%s: %d train / %d test images of shape %s, %d classes",
+            args.dataset, len(dataset.train_y), len(dataset.test_y), dataset.in_shape, dataset.num_classes,
+        )  # fmt: skip
+        out = contracts.path("eval_set", args.output_root, dataset=args.dataset)
+        contracts.write_eval_set(out, data.eval_set(dataset, settings["eval_size"]))
+        log.info("eval set of %d test images written to %s", settings["eval_size"], out)
+
+    return run
+
+
+def _train(parser: argparse.ArgumentParser) -> Callable[[argparse.Namespace], None]:
+    parser.add_argument("--run", required=True, help="dataset/arch/mode/seed<N>, e.g. mnist5k/lenet5/e2e/seed0")
+    parser.add_argument("--eval-set", type=Path, required=True, help="<output_root>/data/<dataset>/eval_set.pt")
+    parser.add_argument("--output-root", type=Path, required=True, help="the config's output_root, e.g. results")
+    parser.add_argument("--stop-after", type=int, default=None, help=argparse.SUPPRESS)  # tests of resume
+    _settings_arguments(parser)
+    _job_arguments(parser)
+
+    def run(args: argparse.Namespace) -> None:
+        from . import train
+        from .contracts import Run
+
+        try:
+            run_id = Run.parse(args.run)
+        except ValueError as err:
+            raise InfoplaneError(str(err)) from None
+        settings = _settings(args, "train")
+        device = _start_job(args)
+        train.train_run(run_id, settings, args.eval_set, args.output_root, device, args.stop_after)
+
+    return run
+
+
+def _dependence(parser: argparse.ArgumentParser) -> Callable[[argparse.Namespace], None]:
+    _measurement_arguments(parser)
+
+    def run(args: argparse.Namespace) -> None:
+        from . import contracts, dependence
+
+        settings = _settings(args, "dependence")
+        device = _start_job(args)
+        start = time.perf_counter()
+        table = dependence.measure_run(args.eval_set, args.snapshots, settings, device)
+        contracts.DEPENDENCE.write(table, args.out)
+        log.info(
+            "dependence: %d rows (%d epochs) in %.1f s; settings %s",
+            len(table), table["epoch"].nunique(), time.perf_counter() - start, json.dumps(settings, sort_keys=True),
+        )  # fmt: skip
+
+    return run
+
+
+def _probe(parser: argparse.ArgumentParser) -> Callable[[argparse.Namespace], None]:
+    _measurement_arguments(parser)
+    parser.set_defaults(threads=1)  # the fits are small: one thread is fastest
+
+    def run(args: argparse.Namespace) -> None:
+        from . import contracts, probe
+
+        settings = _settings(args, "probe")
+        device = _start_job(args)
+        start = time.perf_counter()
+        table = probe.probe_run(args.eval_set, args.snapshots, settings, device)
+        contracts.PROBES.write(table, args.out)
+        final = table[table["epoch"] == table["epoch"].max()]
+        log.info(
+            "probe: %d epochs × %d layers in %.1f s; settings %s; final-epoch test accuracy %s",
+            table["epoch"].nunique(), len(final), time.perf_counter() - start, json.dumps(settings, sort_keys=True),
+            ", ".join(f"{n}={a:.3f}" for n, a in zip(final["layer_name"], final["accuracy"])),
+        )  # fmt: skip
+
+    return run
+
+
+def _tables(parser: argparse.ArgumentParser) -> Callable[[argparse.Namespace], None]:
+    from .contracts import TABLES
+
+    for name in TABLES:
+        parser.add_argument(f"--{name}", type=Path, nargs="*", default=[], help=f"per-run {name} tables")
+    parser.add_argument("--output-root", type=Path, required=True, help="the config's output_root, e.g. results")
+
+    def run(args: argparse.Namespace) -> None:
+        from . import runtime, tables
+
+        runtime.setup_logging()
+        written = tables.write_tables({name: getattr(args, name) for name in TABLES}, args.output_root)
+        log.info("tables: %s", ", ".join(str(p) for p in written.values()))
+
+    return run
+
+
+def _paper(parser: argparse.ArgumentParser) -> Callable[[argparse.Namespace], None]:
+    parser.add_argument("--output-root", type=Path, required=True, help="the config's output_root, e.g. results")
+    parser.add_argument("--experiment", default="default", help="experiment name shown in every table header")
+
+    def run(args: argparse.Namespace) -> None:
+        from . import contracts, paper, runtime
+        from .paper.claims import claim_ids, overall
+
+        runtime.setup_logging()
+        start = time.perf_counter()
+        inputs = paper.Inputs.read(args.output_root)
+        written = paper.build(inputs, contracts.path("paper", args.output_root), args.experiment)
+        claims = contracts.CLAIMS.read(written["claims"][0])
+        summary = ", ".join(f"claim {c}: {overall(claims, c)[0]}" for c in claim_ids())
+        log.info(
+            "paper outputs for %r in %.1f s: %d table files, %d figures; %s",
+            args.experiment, time.perf_counter() - start, len(written["tables"]), len(written["figures"]), summary,
+        )  # fmt: skip
+
+    return run
+
+
+#: name -> (reads, writes, argument setup returning the stage's function)
+STAGES: dict[str, tuple[str, str, Callable]] = {
+    "data": ("a data set (the embedded mnist5k, or torchvision's files under data.root)",
+             "<output_root>/data/<dataset>/eval_set.pt (the eval set)", _data),
+    "train": ("the eval set", "<output_root>/train/<run>/: metrics.parquet, snapshots/epoch<e>.pt, checkpoint/", _train),
+    "dependence": ("the eval set and one run's snapshots",
+                   "--out: the run's dependence table (<output_root>/dependence/<run>.parquet in the workflow)",
+                   _dependence),
+    "probe": ("the eval set and one run's snapshots",
+              "--out: the run's linear-probe table (<output_root>/probe/<run>.parquet in the workflow)", _probe),
+    "tables": ("every run's metrics, dependence and probe tables", "<output_root>/tables/{metrics,dependence,probes}.parquet",
+               _tables),
+    "paper": ("<output_root>/tables/*.parquet", "<output_root>/paper/: the paper's tables, figures and claims", _paper),
+}  # fmt: skip
+
+
+def parser() -> tuple[argparse.ArgumentParser, dict[str, Callable]]:
+    top = argparse.ArgumentParser(
+        prog="infoplane",
+        description="The stages of the infoplane workflow (each is the rule of the same name).",
+        epilog="Tools: python -m infoplane.bench.hsic, python -m infoplane.bench.train, "
+        "python -m infoplane.reportcheck REPORT.html",
+    )
+    sub = top.add_subparsers(dest="stage", required=True, metavar="stage")
+    runners = {}
+    for name, (reads, writes, setup) in STAGES.items():
+        stage = sub.add_parser(
+            name, help=f"reads {reads}; writes {writes}", description=f"Reads {reads}. Writes {writes}."
+        )
+        runners[name] = setup(stage)
+    return top, runners
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    top, runners = parser()
+    args = top.parse_args(argv)
+    try:
+        runners[args.stage](args)
+    except (InfoplaneError, FileNotFoundError) as err:
+        print(f"infoplane {args.stage}: error: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,379 @@
+"""The contracts every stage shares, in one place: the run identity, the path of every
+output, the columns and dtypes of every table, and the formats of the files one job
+writes and another reads (eval set, activation snapshots, training checkpoints).
+
+Producers write through these functions and consumers read through them, so a column,
+a path or a file format changes here and nowhere else. Nothing here imports torch at
+module level: the Snakefile and the table stages import this module too.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import string
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from . import io
+from .errors import CorruptFileError, MismatchedInputsError
+
+# --------------------------------------------------------------------------- run identity
+
+RUN_KEYS = ("dataset", "arch", "mode", "seed")
+
+#: A training mode's name: family[-loss[-head]] (see infoplane.modes), each part MODE_PART.
+MODE_PART = r"[a-z][a-z0-9_]*"
+MODE_NAME = rf"{MODE_PART}(?:-{MODE_PART}){{0,2}}"
+
+#: Regular expressions of the path fields; the Snakefile's wildcard constraints.
+WILDCARDS = {
+    "dataset": r"[A-Za-z0-9_]+",
+    "arch": r"[A-Za-z0-9_]+",
+    "mode": MODE_NAME,
+    "seed": r"\d+",
+}
+
+#: How a run appears in paths: results/train/<RUN_PATH>/...
+RUN_PATH = "{dataset}/{arch}/{mode}/seed{seed}"
+
+
+@dataclass(frozen=True)
+class Run:
+    """One training run: (dataset, arch, mode, seed). Every output of a run carries all four."""
+
+    dataset: str
+    arch: str
+    mode: str
+    seed: int
+
+    def columns(self) -> dict:
+        return {"dataset": self.dataset, "arch": self.arch, "mode": self.mode, "seed": int(self.seed)}
+
+    @property
+    def path(self) -> str:
+        return RUN_PATH.format(**self.columns())
+
+    def __str__(self) -> str:
+        return self.path
+
+    @classmethod
+    def parse(cls, text: str) -> Run:
+        """'mnist5k/lenet5/e2e/seed0' -> Run (the inverse of `path`)."""
+        pattern = "^" + RUN_PATH.format(**{k: f"(?P<{k}>{v})" for k, v in WILDCARDS.items()}) + "$"
+        match = re.match(pattern, str(text))
+        if not match:
+            raise ValueError(f"run {text!r} is not of the form {RUN_PATH}, e.g. mnist5k/lenet5/e2e/seed0")
+        fields = match.groupdict()
+        return cls(fields["dataset"], fields["arch"], fields["mode"], int(fields["seed"]))
+
+    @classmethod
+    def from_mapping(cls, values: Mapping) -> Run:
+        return cls(str(values["dataset"]), str(values["arch"]), str(values["mode"]), int(values["seed"]))
+
+
+# --------------------------------------------------------------------------- paths
+
+#: Every output below the output root, by name. Fields in braces: run fields, epoch, table, ...
+#: `train/` holds everything of one run's training job: its metrics table, its activation
+#: snapshots (declared outputs) and its checkpoint folder (not declared, so Snakemake never
+#: deletes it): the resume point of an interrupted run and the snapshots staged until the run
+#: is complete.
+PATHS = {
+    "eval_set": "data/{dataset}/eval_set.pt",
+    "train": "train/" + RUN_PATH,
+    "metrics": "train/" + RUN_PATH + "/metrics.parquet",
+    "snapshots": "train/" + RUN_PATH + "/snapshots",
+    "snapshot": "train/" + RUN_PATH + "/snapshots/epoch{epoch}.pt",
+    "checkpoint": "train/" + RUN_PATH + "/checkpoint/state.pt",
+    "staged_snapshots": "train/" + RUN_PATH + "/checkpoint/snapshots",
+    "dependence": "dependence/" + RUN_PATH + ".parquet",
+    "probe": "probe/" + RUN_PATH + ".parquet",
+    "table": "tables/{table}.parquet",
+    "paper": "paper",
+    "log": "logs/{stage}/{job}.log",
+    "benchmark": "benchmarks/{stage}/{job}.tsv",
+}
+
+#: The top-level folders an output root holds; anything else in it is not ours.
+OUTPUT_FOLDERS = ("data", "train", "dependence", "probe", "tables", "paper", "logs", "benchmarks")
+
+#: File name of a snapshot, and how to read the epoch back from it.
+SNAPSHOT_NAME = "epoch{epoch}.pt"
+_SNAPSHOT_RE = re.compile(r"^epoch(\d+)\.pt$")
+
+
+class _KeepMissing(dict):
+    def __missing__(self, key: str) -> str:
+        return "{" + key + "}"
+
+
+def pattern(name: str, root: str | os.PathLike = "", **fields) -> str:
+    """PATHS[name] under `root` with the given fields filled; the others stay `{field}`
+    (Snakemake wildcards). `run=Run(...)` fills the four run fields."""
+    run = fields.pop("run", None)
+    if run is not None:
+        fields = {**run.columns(), **fields}
+    text = string.Formatter().vformat(PATHS[name], (), _KeepMissing(fields))
+    return os.path.join(str(root), text) if str(root) else text
+
+
+def path(name: str, root: str | os.PathLike = "", **fields) -> Path:
+    """PATHS[name] under `root` with every field filled."""
+    text = pattern(name, root, **fields)
+    missing = re.findall(r"\{(\w+)\}", text)
+    if missing:
+        raise ValueError(f"path {name!r} needs the fields {missing}")
+    return Path(text)
+
+
+def snapshot_epoch(file: str | os.PathLike) -> int:
+    """The epoch in a snapshot's file name (SNAPSHOT_NAME)."""
+    match = _SNAPSHOT_RE.match(Path(file).name)
+    if not match:
+        raise ValueError(f"{file}: not a snapshot file name ({SNAPSHOT_NAME.format(epoch='N')})")
+    return int(match.group(1))
+
+
+def snapshot_files(paths: Iterable[str | os.PathLike]) -> list[Path]:
+    """Snapshot files from files and/or snapshot folders, sorted by epoch."""
+    files: list[Path] = []
+    for item in map(Path, paths):
+        if item.is_dir():
+            found = [p for p in item.iterdir() if _SNAPSHOT_RE.match(p.name)]
+            if not found:
+                raise FileNotFoundError(f"{item}: no snapshot files ({SNAPSHOT_NAME.format(epoch='N')}) in this folder")
+            files += found
+        else:
+            files.append(item)
+    return sorted(files, key=snapshot_epoch)
+
+
+# --------------------------------------------------------------------------- tables
+
+
+@dataclass(frozen=True)
+class Table:
+    """A long-format table: its column names in order, their pandas dtypes, its row order.
+
+    Strings are pandas `string`, integers `int64`, reals `float64`."""
+
+    name: str
+    columns: Mapping[str, str]
+    sort: tuple[str, ...]
+
+    def conform(self, frame: pd.DataFrame, source: str = "") -> pd.DataFrame:
+        """The contract's columns, in order, with its dtypes; rows sorted. Refuses missing columns."""
+        missing = [c for c in self.columns if c not in frame.columns]
+        if missing:
+            where = f"{source}: " if source else ""
+            raise ValueError(f"{where}the {self.name} table lacks column(s) {missing}")
+        table = frame[list(self.columns)].astype(dict(self.columns))
+        if not self.sort:
+            return table.reset_index(drop=True)
+        return table.sort_values(list(self.sort), ignore_index=True, kind="stable")
+
+    def empty(self) -> pd.DataFrame:
+        return pd.DataFrame({c: pd.Series(dtype=t) for c, t in self.columns.items()})
+
+    def check(self, frame: pd.DataFrame, source: str = "") -> None:
+        """Exactly the contract: names, order and dtypes."""
+        got = dict(zip(frame.columns, frame.dtypes.astype(str)))
+        if list(frame.columns) != list(self.columns) or got != dict(self.columns):
+            extra = [c for c in frame.columns if c not in self.columns]
+            wrong = {c: (got[c], t) for c, t in self.columns.items() if c in got and got[c] != t}
+            missing = [c for c in self.columns if c not in got]
+            raise ValueError(
+                f"{source or 'table'} does not follow the {self.name} contract: missing {missing}, "
+                f"unexpected {extra}, wrong dtypes {wrong} (got, expected); rerun the job that wrote it"
+            )
+
+    def write(self, frame: pd.DataFrame, file: str | os.PathLike) -> pd.DataFrame:
+        """Conform and write atomically; returns what was written."""
+        table = self.conform(frame, str(file))
+        io.write_parquet(table, file)
+        return table
+
+    def read(self, file: str | os.PathLike) -> pd.DataFrame:
+        """Read a table written by `write`, refusing a corrupt file or another layout."""
+        try:
+            frame = pd.read_parquet(file)
+        except FileNotFoundError:
+            raise
+        except Exception as err:  # pyarrow raises several types for a damaged file
+            raise CorruptFileError(_unreadable(file, err, "Delete it and rerun the job that wrote it.")) from None
+        self.check(frame, str(file))
+        return frame
+
+
+_RUN_COLUMNS = {"dataset": "string", "arch": "string", "mode": "string", "seed": "int64"}
+
+METRICS = Table(
+    "metrics",
+    {**_RUN_COLUMNS, "epoch": "int64", "split": "string", "layer": "int64", "layer_name": "string",
+     "loss": "float64", "accuracy": "float64"},
+    sort=(*RUN_KEYS, "epoch", "split", "layer"),
+)  # fmt: skip
+
+#: Settings of a dependence estimator, one column each; a setting is one distinct combination.
+DEPENDENCE_SETTINGS = ("estimator", "kernel_x", "kernel_y", "kernel_z", "sigma", "bandwidth", "epsilon", "batch_size")
+
+DEPENDENCE = Table(
+    "dependence",
+    {**_RUN_COLUMNS, "epoch": "int64", "layer": "int64", "layer_name": "string",
+     "estimator": "string", "kernel_x": "string", "kernel_y": "string", "kernel_z": "string",
+     "sigma": "float64", "bandwidth": "string", "epsilon": "float64", "batch_size": "int64",
+     "n_samples": "int64", "n_batches": "int64",
+     "value_xz": "float64", "value_xz_std": "float64", "value_yz": "float64", "value_yz_std": "float64"},
+    sort=(*RUN_KEYS, "estimator", "epoch", "layer"),
+)  # fmt: skip
+
+PROBES = Table(
+    "probes",
+    {**_RUN_COLUMNS, "epoch": "int64", "layer": "int64", "layer_name": "string",
+     "probe_train_size": "int64", "probe_test_size": "int64", "train_accuracy": "float64", "accuracy": "float64"},
+    sort=(*RUN_KEYS, "epoch", "layer"),
+)  # fmt: skip
+
+CLAIMS = Table(
+    "claims",
+    {"claim": "string", "part": "string", "dataset": "string", "arch": "string", "setting": "string",
+     "mode": "string", "reference_mode": "string", "statistic": "string", "value": "float64",
+     "value_std": "float64", "n_value": "int64", "reference": "float64", "reference_std": "float64",
+     "n_reference": "int64", "difference": "float64", "threshold": "float64", "verdict": "string",
+     "reason": "string"},
+    sort=(),
+)  # fmt: skip
+
+#: The tables of results/tables/, by file stem.
+TABLES = {"metrics": METRICS, "dependence": DEPENDENCE, "probes": PROBES}
+
+
+# --------------------------------------------------------------------------- files
+
+
+def _unreadable(file, err: BaseException, fix: str) -> str:
+    reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    return f"{file} cannot be read ({type(err).__name__}: {reason}): it is truncated or corrupt. {fix}"
+
+
+def _rerun(producer: str) -> str:
+    return f"Delete it and rerun, or run snakemake with `--forcerun {producer}`."
+
+
+def _rerun_training(file) -> str:
+    """Snapshots are hard links of the copies staged beside the checkpoint: remove both."""
+    run_folder = Path(file).parent.parent
+    return f"Delete the run's folder {run_folder} (snapshots and checkpoint) and rerun snakemake."
+
+
+def _load(file: str | os.PathLike, kind: str, fix: str, required: Sequence[str], map_location="cpu") -> dict:
+    """A .pt file of `kind` with the keys `required`, or a CorruptFileError naming the file and the fix."""
+    try:
+        content = io.torch_load(file, map_location=map_location)
+    except FileNotFoundError:
+        raise
+    except Exception as err:  # zip/pickle/EOF errors of a damaged file
+        raise CorruptFileError(_unreadable(file, err, fix)) from None
+    if not isinstance(content, dict) or content.get("format") != kind:
+        found = content.get("format") if isinstance(content, dict) else type(content).__name__
+        raise CorruptFileError(
+            f"{file} is not an infoplane {kind} file (format {found!r}): another version or another "
+            f"program wrote it. {fix}"
+        )
+    missing = [k for k in required if k not in content]
+    if missing:
+        raise CorruptFileError(f"{file} lacks {missing}. {fix}")
+    return content
+
+
+@dataclass
+class EvalSet:
+    """The fixed sample set whose activations are saved and measured: the same test images
+    (seeded draw) for every run of a data set, normalized as the network sees them."""
+
+    dataset: str
+    x: object  # torch.Tensor (n, C, H, W) float32
+    y: object  # torch.Tensor (n,) int64
+    indices: object  # torch.Tensor (n,) int64, positions in the test split
+    num_classes: int
+
+
+EVAL_SET_FORMAT = "infoplane.eval_set/1"
+SNAPSHOT_FORMAT = "infoplane.snapshot/1"
+CHECKPOINT_FORMAT = "infoplane.checkpoint/1"
+
+
+def write_eval_set(file: str | os.PathLike, eval_set: EvalSet) -> None:
+    io.torch_save(
+        {"format": EVAL_SET_FORMAT, "dataset": eval_set.dataset, "x": eval_set.x, "y": eval_set.y,
+         "indices": eval_set.indices, "num_classes": int(eval_set.num_classes)},
+        file,
+    )  # fmt: skip
+
+
+def read_eval_set(file: str | os.PathLike) -> EvalSet:
+    c = _load(file, EVAL_SET_FORMAT, _rerun("data"), ("dataset", "x", "y", "indices", "num_classes"))
+    return EvalSet(c["dataset"], c["x"], c["y"], c["indices"], int(c["num_classes"]))
+
+
+@dataclass
+class Snapshot:
+    """The activations of every layer of one run at one epoch, on the eval set."""
+
+    run: Run
+    epoch: int
+    layer_names: list[str]
+    layers: list  # torch.Tensor (n, ...) per layer, float16 or float32
+    indices: object  # the eval set's indices, to check that both belong together
+
+
+def write_snapshot(file: str | os.PathLike, snapshot: Snapshot) -> None:
+    io.torch_save(
+        {"format": SNAPSHOT_FORMAT, "run": snapshot.run.columns(), "epoch": int(snapshot.epoch),
+         "layer_names": list(snapshot.layer_names), "layers": list(snapshot.layers), "indices": snapshot.indices},
+        file,
+    )  # fmt: skip
+
+
+def read_snapshot(file: str | os.PathLike, eval_set: EvalSet | None = None) -> Snapshot:
+    """A snapshot; with `eval_set`, refuses one taken on other samples (a stale eval set or run)."""
+    c = _load(file, SNAPSHOT_FORMAT, _rerun_training(file), ("run", "epoch", "layer_names", "layers", "indices"))
+    if len(c["layer_names"]) != len(c["layers"]):
+        raise CorruptFileError(f"{file} has {len(c['layers'])} layers but {len(c['layer_names'])} layer names")
+    snap = Snapshot(Run.from_mapping(c["run"]), int(c["epoch"]), list(c["layer_names"]), list(c["layers"]), c["indices"])
+    if eval_set is not None:
+        import torch
+
+        same = torch.equal(torch.as_tensor(snap.indices).cpu(), torch.as_tensor(eval_set.indices).cpu())
+        if not same:
+            raise MismatchedInputsError(
+                f"{file}: its sample indices differ from the eval set's: the snapshot was taken on another "
+                "eval set; rerun training for this data set's current eval set (snakemake --forcerun train)"
+            )
+    return snap
+
+
+def read_snapshots(files: Sequence[str | os.PathLike], eval_set: EvalSet) -> Iterable[Snapshot]:
+    """The snapshots of one run, in epoch order, checked against the eval set and each other."""
+    first: Run | None = None
+    for file in snapshot_files(files):
+        snap = read_snapshot(file, eval_set)
+        if first is None:
+            first = snap.run
+        elif snap.run != first:
+            raise MismatchedInputsError(f"{file} belongs to run {snap.run}, the other snapshots to {first}; pass one run's files")
+        yield snap
+
+
+def write_checkpoint(file: str | os.PathLike, state: Mapping) -> None:
+    io.torch_save({"format": CHECKPOINT_FORMAT, **state}, file)
+
+
+def read_checkpoint(file: str | os.PathLike, map_location="cpu") -> dict:
+    """A checkpoint (CorruptFileError if damaged: the trainer then starts the run afresh)."""
+    fix = "Training restarts this run from scratch."
+    return _load(file, CHECKPOINT_FORMAT, fix, ("signature", "epoch", "model", "mode", "history"), map_location)

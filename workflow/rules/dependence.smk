@@ -1,0 +1,24 @@
+rule dependence:
+    input:
+        eval_set=path("eval_set"),
+        snapshots=snapshots(),
+    output:
+        path("dependence"),
+    log:
+        path("log", stage="dependence", job=RUN),
+    benchmark:
+        path("benchmark", stage="dependence", job=RUN)
+    conda:
+        "../envs/infoplane.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=60,
+        gpu=GPU_PER_JOB,
+    params:
+        settings=settings("dependence"),
+        device=config["device"],
+    shell:
+        "infoplane dependence --eval-set {input.eval_set:q} --snapshots {input.snapshots:q}"
+        " --settings {params.settings:q} --out {output:q}"
+        " --device {params.device} --threads {threads} > {log:q} 2>&1"
