@@ -48,7 +48,7 @@ from .registry import Registry
 MODES: Registry = Registry("mode")
 LOCAL_LOSSES = ("ce", "predsim", "sim", "supcon")
 HEADS = ("linear", "mlp")
-#: Local losses computed on the pooled block output itself: no head, no head suffix.
+#: Local losses computed on the block output itself: no head, no head suffix.
 HEADLESS_LOSSES = ("sim",)
 
 #: Values allowed for the mode-specific string options.
