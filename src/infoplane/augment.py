@@ -100,9 +100,7 @@ class ViewParams:
     gray: torch.Tensor
 
 
-def sample_crop_boxes(
-    batch: int, height: int, width: int, generator: torch.Generator | None = None
-) -> torch.Tensor:
+def sample_crop_boxes(batch: int, height: int, width: int, generator: torch.Generator | None = None) -> torch.Tensor:
     """(B, 4) int64 boxes (top, left, h, w) drawn as torchvision's RandomResizedCrop.get_params.
 
     Per sample: up to CROP_ATTEMPTS draws of an area fraction uniform in CROP_SCALE and a
@@ -282,9 +280,7 @@ class TwoViewAugmenter:
                 "or set training.supcon_views: flip"
             )
         if self.normalization is not None and len(self.normalization.mean) != channels:
-            raise ValueError(
-                f"normalization has {len(self.normalization.mean)} channels but the input has {channels}"
-            )
+            raise ValueError(f"normalization has {len(self.normalization.mean)} channels but the input has {channels}")
         self.generator = torch.Generator()
 
     def reseed(self, seed: int) -> None:

@@ -136,7 +136,8 @@ class Mode:
     """Base class. Subclasses set up parameters in __init__ and implement `local_losses`.
 
     Mode-owned modules go into `self.parts` (saved by `state_dict`); `self.optimizer` and
-    `self.scheduler` (stepped once per epoch) are saved too.
+    `self.scheduler` (stepped once per epoch) are saved too. `normalization` is the data
+    set's (mean, std), for modes that work on [0, 1] pixels (supcon's colour jitter).
     """
 
     uses_loss = False  # whether the spec takes a local loss / head suffix
@@ -445,12 +446,11 @@ class LayerWiseSequential(LayerWise):
     Stage k (k = 0..K-1) spans global epochs k·E+1 .. (k+1)·E, with
     E = `training.epochs_per_block` (null: training.epochs // K). In stage k only block k
     and its head learn, from the same local losses as `layerwise` (`ce`, `predsim`, `sim`,
-    `supcon`),
-    on the output of the frozen blocks 0..k-1. The final classifier learns together with
-    the last block (stage K-1, from its detached output); any epochs after K·E form a last
-    stage in which every block is frozen and only the classifier learns. So the final
-    classifier's accuracy stays at chance until stage K-1 (that is what the whole network
-    predicts); per-layer head accuracy shows the progress before.
+    `supcon`), on the output of the frozen blocks 0..k-1. The final classifier learns
+    together with the last block (stage K-1, from its detached output); any epochs after
+    K·E form a last stage in which every block is frozen and only the classifier learns.
+    So the final classifier's accuracy stays at chance until stage K-1 (that is what the
+    whole network predicts); per-layer head accuracy shows the progress before.
 
     Frozen means: `requires_grad` False, eval mode (batch-norm statistics fixed, running
     under `torch.no_grad`). The trainer calls `model.train()` every epoch, so the frozen

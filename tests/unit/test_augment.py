@@ -45,7 +45,9 @@ def _reference_view(u: torch.Tensor, p: A.ViewParams, i: int, colour: bool = Tru
     if p.flip[i]:
         img = TF.horizontal_flip(img)
     top, left, h, w = p.box[i].tolist()
-    img = TF.resized_crop(img, top, left, h, w, list(u.shape[2:]), interpolation=InterpolationMode.BILINEAR, antialias=True)
+    img = TF.resized_crop(
+        img, top, left, h, w, list(u.shape[2:]), interpolation=InterpolationMode.BILINEAR, antialias=True
+    )
     if not colour:
         return img
     if p.jitter[i]:
@@ -61,7 +63,11 @@ def _covering_params(aug: A.TwoViewAugmenter, batch: int) -> A.ViewParams:
     p = aug.sample(batch)
     index = torch.arange(batch)
     return A.ViewParams(
-        flip=index % 2 == 1, box=p.box, jitter=(index // 2) % 2 == 0, factors=p.factors, order=p.order,
+        flip=index % 2 == 1,
+        box=p.box,
+        jitter=(index // 2) % 2 == 0,
+        factors=p.factors,
+        order=p.order,
         gray=(index // 4) % 2 == 1,
     )
 
@@ -138,7 +144,9 @@ def test_flip_resized_crop_matches_torchvision(size):
     for i in range(12):
         img = TF.horizontal_flip(u[i]) if flip[i] else u[i]
         top, left, h, w = boxes[i].tolist()
-        expected = TF.resized_crop(img, top, left, h, w, list(size), interpolation=InterpolationMode.BILINEAR, antialias=True)
+        expected = TF.resized_crop(
+            img, top, left, h, w, list(size), interpolation=InterpolationMode.BILINEAR, antialias=True
+        )
         assert (out[i] - expected).abs().max() < TOLERANCE, f"image {i}, box {boxes[i].tolist()}"
 
 

@@ -162,10 +162,13 @@ def _similarity_features_reference(z: np.ndarray, conv: str) -> np.ndarray:
 
 def _sim_reference(f: np.ndarray, labels: np.ndarray, num_classes: int, centred: bool) -> float:
     """Naive float64: adjusted cosine similarities of features and of the (centred) one-hot labels."""
+
     def adjusted_cosine(a):
         a = a - a.mean(axis=1, keepdims=True)
         n = len(a)
-        return np.array([[a[i] @ a[j] / (np.linalg.norm(a[i]) * np.linalg.norm(a[j])) for j in range(n)] for i in range(n)])
+        return np.array(
+            [[a[i] @ a[j] / (np.linalg.norm(a[i]) * np.linalg.norm(a[j])) for j in range(n)] for i in range(n)]
+        )
 
     onehot = np.eye(num_classes)[labels]
     target = adjusted_cosine(onehot) if centred else onehot @ onehot.T
@@ -174,7 +177,14 @@ def _sim_reference(f: np.ndarray, labels: np.ndarray, num_classes: int, centred:
 
 @pytest.mark.parametrize(
     ("shape", "conv"),
-    [((6, 5, 4), "std"), ((3, 5, 4), "std"), ((6, 1, 4), "std"), ((6, 5, 4), "flatten"), ((64, 8, 8), "pool"), ((7,), "std")],
+    [
+        ((6, 5, 4), "std"),
+        ((3, 5, 4), "std"),
+        ((6, 1, 4), "std"),
+        ((6, 5, 4), "flatten"),
+        ((64, 8, 8), "pool"),
+        ((7,), "std"),
+    ],
 )
 def test_predsim_loss_matches_reference(shape, conv):
     g = torch.Generator().manual_seed(4)
@@ -217,7 +227,9 @@ def test_predsim_heads_project_conv_maps_by_3x3_conv_and_vectors_linearly():
     assert mode.heads[0].project(z).shape == z.shape
 
 
-@pytest.mark.parametrize(("beta", "learns"), [(0.0, {"classifier"}), (1.0, {"projection"}), (0.99, {"classifier", "projection"})])
+@pytest.mark.parametrize(
+    ("beta", "learns"), [(0.0, {"classifier"}), (1.0, {"projection"}), (0.99, {"classifier", "projection"})]
+)
 def test_predsim_beta_weighs_prediction_against_similarity(beta, learns):
     torch.manual_seed(0)
     model = build("mlp", (1, 12, 12), NUM_CLASSES)
@@ -240,7 +252,9 @@ def test_predsim_projection_is_saved_and_restored():
     keys = [k for k in state["parts"] if ".projection." in k]
     assert len(keys) == len(model.blocks)
     torch.manual_seed(9)
-    other = make_mode("layerwise_seq-predsim", build("lenet5", (1, 28, 28), NUM_CLASSES), {**TRAINING, "epochs_per_block": 1})
+    other = make_mode(
+        "layerwise_seq-predsim", build("lenet5", (1, 28, 28), NUM_CLASSES), {**TRAINING, "epochs_per_block": 1}
+    )
     assert not all(torch.equal(other.state_dict()["parts"][k], state["parts"][k]) for k in keys)
     other.load_state_dict(state)
     assert all(torch.equal(other.state_dict()["parts"][k], state["parts"][k]) for k in keys)

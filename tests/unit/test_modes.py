@@ -195,7 +195,9 @@ def _check_isolation(model: BlockNet, mode: Mode, x, y, expected_keys=None):
             assert (grad_norm(head) > 0) == (j == layer), f"loss of layer {layer}: head {j}"
             for part in ("classifier", "projection"):  # predsim: both read-outs learn from their own block's loss
                 if hasattr(head, "projection"):
-                    assert (grad_norm(getattr(head, part)) > 0) == (j == layer), f"loss of layer {layer}: head {j} {part}"
+                    assert (grad_norm(getattr(head, part)) > 0) == (
+                        j == layer
+                    ), f"loss of layer {layer}: head {j} {part}"
         if embedder is not None:  # sigprop's signal embedder belongs to block 0
             assert (grad_norm(embedder) > 0) == (layer == 0)
 
