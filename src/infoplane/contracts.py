@@ -211,10 +211,14 @@ class Table:
 
 _RUN_COLUMNS = {"dataset": "string", "arch": "string", "mode": "string", "seed": "int64"}
 
+#: `readout`: how the row's prediction is made -- for the whole network (layer_name
+#: "classifier", the last layer) the mode's read-out ("classifier": the final classifier's
+#: logits; "goodness": forward-forward's argmax of summed goodness, whose loss is NaN), for the
+#: layers of modes with auxiliary heads "head".
 METRICS = Table(
     "metrics",
     {**_RUN_COLUMNS, "epoch": "int64", "split": "string", "layer": "int64", "layer_name": "string",
-     "loss": "float64", "accuracy": "float64"},
+     "readout": "string", "loss": "float64", "accuracy": "float64"},
     sort=(*RUN_KEYS, "epoch", "split", "layer"),
 )  # fmt: skip
 

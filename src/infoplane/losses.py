@@ -66,19 +66,76 @@ def supcon_loss(
     return -(temperature / base_temperature) * mean_log_prob[has_positive].mean()
 
 
-@_float32
-def similarity_matching_loss(features: torch.Tensor, labels: torch.Tensor, num_classes: int) -> torch.Tensor:
-    """Similarity matching ("sim" loss of Nøkland & Eidnes 2019): MSE between the cosine
-    similarity matrices of the centred features and of the one-hot labels.
+#: How a conv map (B, C, H, W) becomes a feature vector for a similarity matrix.
+#: `std`: the per-channel standard deviation over the spatial positions when C > 3 and H > 1,
+#: else the flattened map (Nøkland & Eidnes's released code, copied by the paper's authors);
+#: `flatten`: the whole flattened map; `pool`: average-pooled to <= 2048 features first.
+SIMILARITY_CONV_FEATURES = ("std", "flatten", "pool")
 
-        f_i ← (f_i − mean(f_i)) / ‖f_i − mean(f_i)‖,   S = f fᵀ,   T_ij = 1[y_i = y_j],
-        L = mean_ij (S_ij − T_ij)²
-    """
-    f = features.float().flatten(1)
-    f = f - f.mean(dim=1, keepdim=True)
-    f = F.normalize(f, dim=1)
+
+def similarity_features(z: torch.Tensor, conv: str = "std") -> torch.Tensor:
+    """(B, ...) -> (B, F) float32: the vector whose cosine similarities a similarity loss matches."""
+    z = z.float()
+    if z.dim() != 4:
+        return z.flatten(1)
+    if conv == "std":
+        if z.shape[1] > 3 and z.shape[2] > 1:
+            return z.flatten(2).std(dim=2)
+        return z.flatten(1)
+    if conv == "flatten":
+        return z.flatten(1)
+    if conv == "pool":
+        return pooled_features(z)
+    raise ValueError(f"unknown conv-map reduction {conv!r}; allowed: {', '.join(SIMILARITY_CONV_FEATURES)}")
+
+
+def cosine_similarity_matrix(features: torch.Tensor) -> torch.Tensor:
+    """(B, F) -> (B, B) "adjusted" cosine similarities: each row centred on its own mean, then
+    unit-normalized, S = f fᵀ."""
+    f = features.float()
+    f = F.normalize(f - f.mean(dim=1, keepdim=True), dim=1)
+    return f @ f.T
+
+
+def label_similarity(labels: torch.Tensor, num_classes: int, centered: bool) -> torch.Tensor:
+    """(B, B) target similarity of the one-hot labels: onehot·onehotᵀ (1 within a class, 0
+    between; the paper's authors), or, `centered`, the adjusted cosine similarity of the one-hot
+    vectors (1 within a class, -1/(C-1) between; Nøkland & Eidnes 2019)."""
     onehot = F.one_hot(labels, num_classes).float()
-    return F.mse_loss(f @ f.T, onehot @ onehot.T)
+    return cosine_similarity_matrix(onehot) if centered else onehot @ onehot.T
+
+
+@_float32
+def similarity_matching_loss(
+    features: torch.Tensor, labels: torch.Tensor, num_classes: int, conv: str = "std", centered_target: bool = False
+) -> torch.Tensor:
+    """Similarity matching: MSE between the adjusted cosine similarity matrix of the features
+    and the labels' target similarity.
+
+        f = similarity_features(features, conv),  f_i <- (f_i - mean(f_i)) / ||f_i - mean(f_i)||,
+        S = f fᵀ,  L = mean_ij (S_ij - T_ij)²
+
+    with T = onehot·onehotᵀ by default (the paper's authors' `similarity` loss) or the centred
+    target of Nøkland & Eidnes (`centered_target`, see `label_similarity`).
+    """
+    target = label_similarity(labels, num_classes, centered_target)
+    return F.mse_loss(cosine_similarity_matrix(similarity_features(features, conv)), target)
+
+
+@_float32
+def predsim_loss(
+    logits: torch.Tensor,
+    projection: torch.Tensor,
+    labels: torch.Tensor,
+    num_classes: int,
+    beta: float = 0.99,
+    conv: str = "std",
+) -> torch.Tensor:
+    """Nøkland & Eidnes (2019) `predsim`: (1 - β)·CE(logits, y) + β·sim, where sim is the
+    similarity matching loss of the block's learned projection against the centred-label target."""
+    prediction = F.cross_entropy(logits.float(), labels)
+    similarity = similarity_matching_loss(projection, labels, num_classes, conv=conv, centered_target=True)
+    return (1.0 - beta) * prediction + beta * similarity
 
 
 @_float32

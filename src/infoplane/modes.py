@@ -10,10 +10,10 @@ final classifier; heads add per-layer accuracy where a mode has them.
 Mode names in configs and output paths are spec strings `family[-loss[-head]]`:
 
 - `e2e`: cross-entropy on the final classifier, gradients through every block.
-- `layerwise-{ce,supcon,sim}[-mlp]`: simultaneous layer-wise training, one local loss per
-  block on its detached input (`LayerWise`).
-- `layerwise_seq-{ce,supcon,sim}[-mlp]`: sequential layer-wise training, block k trained
-  then frozen before block k+1 (`LayerWiseSequential`).
+- `layerwise-{ce,predsim,supcon}[-mlp]`, `layerwise-sim`: simultaneous layer-wise training,
+  one local loss per block on its detached input (`LayerWise`).
+- `layerwise_seq-{ce,predsim,supcon}[-mlp]`, `layerwise_seq-sim`: sequential layer-wise
+  training, block k trained then frozen before block k+1 (`LayerWiseSequential`).
 - `sigprop`: signal propagation (Kohan et al. 2023, `SignalPropagation`).
 - `ff`: forward-forward (Hinton 2022, `ForwardForward`).
 
@@ -21,7 +21,10 @@ Every mode except `e2e` trains without end-to-end backpropagation: each block's 
 detached, so a loss never reaches another block; the final classifier learns from the
 detached output of the last block. `Mode.local_losses(x, y)` returns these losses keyed by
 layer index (0..K-1 for blocks, K for the classifier); `train_step` sums and steps them.
-Register a family with `@MODES.register("family")` on a `Mode` subclass.
+`Mode.predict(x)` is the whole network's prediction with the name of its read-out (the
+final classifier for every mode, the summed goodness over candidate labels for `ff` by
+default). Register a family with `@MODES.register("family")` on a `Mode` subclass.
+docs/training-modes.md describes every mode against its original paper and the authors' code.
 """
 
 from __future__ import annotations
@@ -37,25 +40,38 @@ from torch import nn
 from torch.nn import functional as F
 
 from . import contracts, losses
+from .augment import Normalization, TwoViewAugmenter
 from .models import AuxHead, BlockNet
 from .optim import make_optimizer, make_scheduler
 from .registry import Registry
 
 MODES: Registry = Registry("mode")
-LOCAL_LOSSES = ("ce", "sim", "supcon")
+LOCAL_LOSSES = ("ce", "predsim", "sim", "supcon")
 HEADS = ("linear", "mlp")
-#: Local losses computed on the pooled block output itself: no head, no head suffix.
+#: Local losses computed on the block output itself: no head, no head suffix.
 HEADLESS_LOSSES = ("sim",)
 
-#: Mode-specific keys of the config's `training` section and their defaults (None = derived).
-TRAINING_DEFAULTS: dict[str, float | int | None] = {
-    "epochs_per_block": None,  # layerwise_seq: null = training.epochs // number of blocks
-    "supcon_temperature": 0.1,  # Khosla et al. 2020 / the authors' code
-    "supcon_base_temperature": 0.07,
-    "proj_dim": 128,  # supcon projection size (Khosla et al. 2020)
-    "ff_threshold": 2.0,  # the authors' code (goodness = mean squared activation)
-    "ff_label_value": None,  # the "on" label pixel; null = each image's own maximum value
+#: Values allowed for the mode-specific string options.
+SUPCON_VIEWS = ("authors", "flip")
+FF_READOUTS = ("goodness", "softmax")
+FF_GOODNESS_BLOCKS = ("all", "all_but_first")
+
+#: String options of the `training` section and the values each allows (the code dispatches
+#: on them, so they are owned here and checked by `check_option`; the schema holds defaults
+#: and numeric ranges).
+_CHOICE_OPTIONS: dict[str, tuple[str, ...]] = {
+    "supcon_views": SUPCON_VIEWS,
+    "predsim_conv_features": losses.SIMILARITY_CONV_FEATURES,
+    "ff_readout": FF_READOUTS,
+    "ff_goodness_blocks": FF_GOODNESS_BLOCKS,
 }
+
+
+def check_option(key: str, value) -> None:
+    """Raise ValueError naming `training.<key>` when a string option has a value the code lacks."""
+    if key in _CHOICE_OPTIONS and value not in _CHOICE_OPTIONS[key]:
+        raise ValueError(f"training.{key}: got {value!r}; allowed: {', '.join(_CHOICE_OPTIONS[key])}")
+
 
 _PART = contracts.MODE_PART
 _SPEC = re.compile(rf"^(?P<family>{_PART})(?:-(?P<loss>{_PART}))?(?:-(?P<head>{_PART}))?$")
@@ -94,19 +110,29 @@ class Mode:
     """Base class. Subclasses set up parameters in __init__ and implement `local_losses`.
 
     Mode-owned modules go into `self.parts` (saved by `state_dict`); `self.optimizer` and
-    `self.scheduler` (stepped once per epoch) are saved too.
+    `self.scheduler` (stepped once per epoch) are saved too. `normalization` is the data
+    set's (mean, std), for modes that work on [0, 1] pixels (supcon's colour jitter).
     """
 
     uses_loss = False  # whether the spec takes a local loss / head suffix
     default_loss: str | None = None
-    keys: tuple[str, ...] = ()  # mode-specific `training` keys (see TRAINING_DEFAULTS)
+    keys: tuple[str, ...] = ()  # mode-specific keys of the `training` section (defaults: the schema)
 
-    def __init__(self, model: BlockNet, spec: ModeSpec, training: Mapping, augment: Augment | None = None) -> None:
+    def __init__(
+        self,
+        model: BlockNet,
+        spec: ModeSpec,
+        training: Mapping,
+        augment: Augment | None = None,
+        normalization: Normalization | tuple | None = None,
+    ) -> None:
         self.check_training(training, len(model.blocks))
         self.model = model
         self.spec = spec
         self.training = training
         self.augment = augment or (lambda x: x)
+        #: the data set's (mean, std), for modes that must undo it (e.g. colour jitter); may be None
+        self.normalization = None if normalization is None else Normalization.of(normalization)
         self.device = next(model.parameters()).device
         self.parts = nn.ModuleDict()
         self.optimizer: torch.optim.Optimizer | None = None
@@ -129,18 +155,11 @@ class Mode:
         """Raise ValueError naming the `training.<key>` that does not suit this mode and a
         network of `num_blocks` blocks (the config checker calls this before any job)."""
         for key in cls.keys:
-            value = training.get(key)
-            if value is None or key == "epochs_per_block":
-                continue
-            if isinstance(value, bool) or not isinstance(value, numbers.Real) or not value > 0:
-                raise ValueError(f"training.{key}: must be a positive number, got {value!r}")
-            if key == "proj_dim" and value != int(value):
-                raise ValueError(f"training.{key}: must be a positive integer, got {value!r}")
+            check_option(key, training[key])
 
     def option(self, key: str):
-        """A mode-specific training setting, or its default."""
-        value = self.training.get(key)
-        return TRAINING_DEFAULTS[key] if value is None else value
+        """A mode-specific training setting (the validated config holds every default)."""
+        return self.training[key]
 
     def _optimize(self, params) -> None:
         self.optimizer = make_optimizer(list(params), self.training)
@@ -176,6 +195,21 @@ class Mode:
         """Per-layer auxiliary predictions from `model.layer_outputs(x)`; {} if the mode has none."""
         return {}
 
+    @property
+    def readout(self) -> str:
+        """Name of how `predict` turns the network into a prediction (a metrics-table value)."""
+        return "classifier"
+
+    def predict(self, x: torch.Tensor, outputs: list[torch.Tensor] | None = None) -> tuple[torch.Tensor, str]:
+        """The whole network's class scores (B, C) for inputs `x` and the read-out's name.
+
+        Default: the final classifier's logits on `eval_input(x)`, read-out "classifier";
+        pass `outputs = model.layer_outputs(eval_input(x))` when already computed to reuse
+        its logits. Call in eval mode (and under no_grad at evaluation).
+        """
+        logits = outputs[-1] if outputs is not None else self.model(self.eval_input(x))
+        return logits, "classifier"
+
     # -- checkpointing --------------------------------------------------------------
     def state_dict(self) -> dict:
         return {
@@ -196,12 +230,39 @@ class Mode:
 class EndToEnd(Mode):
     """Cross-entropy on the final classifier; gradients flow through every block."""
 
-    def __init__(self, model, spec, training, augment=None):
-        super().__init__(model, spec, training, augment)
+    def __init__(self, model, spec, training, augment=None, normalization=None):
+        super().__init__(model, spec, training, augment, normalization)
         self._optimize(model.parameters())
 
     def local_losses(self, x, y):
         return {len(self.model.blocks): F.cross_entropy(self.model(self.augment(x)), y)}
+
+
+class PredSimHead(nn.Module):
+    """The two local read-outs of one block under `predsim` (Nøkland & Eidnes 2019).
+
+    `forward(z)`: class logits of the block's auxiliary classifier (average-pool to <= 2048
+    features, then linear or MLP; the prediction term and the per-layer head accuracy).
+    `project(z)`: the learned projection whose similarity matrix is matched to the labels'
+    (a 3×3 convolution keeping the channel count, stride 1, padding 1, no bias, for a conv
+    map; a bias-free linear map of the flattened output to the same width otherwise).
+    """
+
+    def __init__(self, classifier: nn.Module, block_shape: tuple[int, ...]) -> None:
+        super().__init__()
+        self.classifier = classifier
+        if len(block_shape) == 3:
+            channels = block_shape[0]
+            self.projection: nn.Module = nn.Conv2d(channels, channels, 3, padding=1, bias=False)
+        else:
+            width = math.prod(block_shape)
+            self.projection = nn.Sequential(nn.Flatten(), nn.Linear(width, width, bias=False))
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.classifier(z)
+
+    def project(self, z: torch.Tensor) -> torch.Tensor:
+        return self.projection(z)
 
 
 @MODES.register("layerwise")
@@ -217,22 +278,43 @@ class LayerWise(Mode):
     - `ce`: cross-entropy through an auxiliary head (`BlockNet.make_head`: average-pool to
       ≤ 2048 features, then linear, or with `-mlp` one hidden layer of 512 ReLU units).
       Its logits are the layer's head prediction (`head_logits`).
-    - `supcon`: supervised contrastive loss (Khosla et al. 2020) on two augmented views of
-      the batch (`self.augment` applied twice; both go through the block as one batch of
-      2B). Features are the head's projection of the pooled block output to
-      `training.proj_dim` (128) dimensions, L2-normalized; temperature
+    - `supcon`: supervised contrastive loss (Khosla et al. 2020) on two views of the batch,
+      both through the block as one batch of 2B. With `training.supcon_views: authors`
+      (default) each view comes from `TwoViewAugmenter` (flip, resized crop of 20-100% of
+      the area, colour jitter 0.4/0.4/0.4/0.1 with p 0.8, grayscale with p 0.2; colour
+      steps skipped for 1-channel images), which replaces the configured augmentation; its
+      generator is reseeded at every `start_epoch` from torch's global generator (which the
+      trainer seeds per epoch), so a resumed run replays the views. With `flip`, the views
+      are the configured augmentation applied twice (hflip on CIFAR: identical half the
+      time; none on digits). Features are the head's projection of the pooled block output
+      to `training.proj_dim` (128) dimensions, L2-normalized; temperature
       `training.supcon_temperature` (0.1), base temperature `supcon_base_temperature` (0.07).
-      The final classifier trains on both views. The head is a projection, not a
-      classifier, so this loss reports no per-layer head accuracy.
-    - `sim`: similarity matching (Nøkland & Eidnes 2019): the cosine-similarity matrix of the
-      centred, pooled block output (≤ 2048 features, as above) against that of the one-hot
-      labels, mean squared error. It shapes the block output directly: no head parameters,
-      no head suffix, no per-layer head accuracy.
+      The final classifier trains on the first view, as in the authors' code. The head is a
+      projection, not a classifier, so this loss reports no per-layer head accuracy.
+    - `sim`: similarity matching as in the paper's authors' code (their `similarity` loss
+      on the block output itself, i.e. their `head_type: identity`): the adjusted cosine
+      similarity matrix of the block output, a conv map reduced to its per-channel spatial
+      std when it has more than 3 channels and height > 1 (`losses.similarity_features`),
+      against onehot·onehotᵀ, mean squared error. No head parameters, no head suffix, no
+      per-layer head accuracy.
+    - `predsim`: Nøkland & Eidnes (2019): (1 - β)·CE through an auxiliary head (as `ce`)
+      + β·MSE between the similarity matrix of a learned projection of the block output
+      (`PredSimHead`) and the centred-label target (1 within a class, -1/(C-1) between),
+      β = `training.predsim_beta` (0.99); the conv-map reduction before the similarity is
+      `training.predsim_conv_features` (`std`, as their code; `flatten`; `pool`). The head's
+      logits are the layer's head prediction.
     """
 
     uses_loss = True
     default_loss = "ce"
-    keys = ("supcon_temperature", "supcon_base_temperature", "proj_dim")
+    keys = (
+        "supcon_temperature",
+        "supcon_base_temperature",
+        "proj_dim",
+        "supcon_views",
+        "predsim_beta",
+        "predsim_conv_features",
+    )
 
     @classmethod
     def check_spec(cls, spec):
@@ -244,57 +326,86 @@ class LayerWise(Mode):
             raise ValueError(f"mode {spec.name!r}: unknown head {spec.head!r}; allowed: {', '.join(HEADS)}")
         if spec.head is not None and spec.loss in HEADLESS_LOSSES:
             raise ValueError(
-                f"mode {spec.name!r}: local loss {spec.loss!r} works on the pooled block output and takes no head; "
+                f"mode {spec.name!r}: local loss {spec.loss!r} works on the block output itself and takes no head; "
                 f"use {spec.family}-{spec.loss}"
             )
 
-    def __init__(self, model, spec, training, augment=None):
-        super().__init__(model, spec, training, augment)
+    def __init__(self, model, spec, training, augment=None, normalization=None):
+        super().__init__(model, spec, training, augment, normalization)
         spec = self.canonical(spec)
         self.loss = spec.loss
         kind = spec.head or "linear"
+        shapes = model.layer_shapes()
         if self.loss == "ce":
             heads = [model.make_head(k, kind) for k in range(len(model.blocks))]
         elif self.loss == "supcon":
-            shapes, dim = model.layer_shapes(), int(self.option("proj_dim"))
+            dim = int(self.option("proj_dim"))
             heads = [AuxHead(shapes[k], dim, kind=kind) for k in range(len(model.blocks))]
+        elif self.loss == "predsim":
+            heads = [PredSimHead(model.make_head(k, kind), shapes[k]) for k in range(len(model.blocks))]
         else:
             heads = []
         self.heads = nn.ModuleList(heads).to(self.device)
         self.parts["heads"] = self.heads
+        #: the authors' two-view pipeline (supcon with supcon_views: authors), else None
+        self.view_maker: TwoViewAugmenter | None = None
+        if self.loss == "supcon" and self.option("supcon_views") == "authors":
+            self.view_maker = TwoViewAugmenter(model.in_shape, self.normalization)
         self.setup_optimizer()
 
     def setup_optimizer(self) -> None:
         self._optimize([*self.model.parameters(), *self.heads.parameters()])
 
+    def start_epoch(self, epoch):
+        if self.view_maker is not None:  # from torch's global generator, which the trainer seeds per epoch
+            self.view_maker.reseed(int(torch.randint(0, 2**62, (1,)).item()))
+
     def views(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The augmented training batch: two views stacked for `supcon`, one otherwise."""
+        """The augmented training batch: two views stacked for `supcon` (2B rows), one otherwise."""
         if self.loss == "supcon":
-            return torch.cat([self.augment(x), self.augment(x)]), torch.cat([y, y])
+            make = self.view_maker if self.view_maker is not None else self.augment
+            return torch.cat([make(x), make(x)]), torch.cat([y, y])
         return self.augment(x), y
 
     def block_loss(self, k: int, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """The local loss of block k given its output z."""
+        num_classes = self.model.num_classes
         if self.loss == "ce":
             return F.cross_entropy(self.heads[k](z), y)
         if self.loss == "supcon":
             return losses.supcon_loss(
                 self.heads[k](z), y, self.option("supcon_temperature"), self.option("supcon_base_temperature")
             )
-        return losses.similarity_matching_loss(losses.pooled_features(z), y, self.model.num_classes)
+        if self.loss == "predsim":
+            head = self.heads[k]
+            return losses.predsim_loss(
+                head(z),
+                head.project(z),
+                y,
+                num_classes,
+                beta=float(self.option("predsim_beta")),
+                conv=self.option("predsim_conv_features"),
+            )
+        return losses.similarity_matching_loss(z, y, num_classes)
+
+    def classifier_loss(self, h: torch.Tensor, y: torch.Tensor, batch: int) -> torch.Tensor:
+        """Cross-entropy of the final classifier on the detached last block output of the first
+        `batch` rows (the first view under `supcon`, as the authors' code)."""
+        return F.cross_entropy(self.model.classifier(h[:batch].detach()), y[:batch])
 
     def local_losses(self, x, y):
+        batch = x.shape[0]
         h, y = self.views(x, y)
         self.heads.train()
         out = {}
         for k, block in enumerate(self.model.blocks):
             h = block(h.detach())
             out[k] = self.block_loss(k, h, y)
-        out[len(self.model.blocks)] = F.cross_entropy(self.model.classifier(h.detach()), y)
+        out[len(self.model.blocks)] = self.classifier_loss(h, y, batch)
         return out
 
     def head_logits(self, outputs):
-        if self.loss != "ce":
+        if self.loss not in ("ce", "predsim"):
             return {}
         self.heads.eval()
         return {k: head(outputs[k]) for k, head in enumerate(self.heads)}
@@ -306,12 +417,12 @@ class LayerWiseSequential(LayerWise):
 
     Stage k (k = 0..K-1) spans global epochs k·E+1 .. (k+1)·E, with
     E = `training.epochs_per_block` (null: training.epochs // K). In stage k only block k
-    and its head learn, from the same local losses as `layerwise` (`ce`, `supcon`, `sim`),
-    on the output of the frozen blocks 0..k-1. The final classifier learns together with
-    the last block (stage K-1, from its detached output); any epochs after K·E form a last
-    stage in which every block is frozen and only the classifier learns. So the final
-    classifier's accuracy stays at chance until stage K-1 (that is what the whole network
-    predicts); per-layer head accuracy shows the progress before.
+    and its head learn, from the same local losses as `layerwise` (`ce`, `predsim`, `sim`,
+    `supcon`), on the output of the frozen blocks 0..k-1. The final classifier learns
+    together with the last block (stage K-1, from its detached output); any epochs after
+    K·E form a last stage in which every block is frozen and only the classifier learns.
+    So the final classifier's accuracy stays at chance until stage K-1 (that is what the
+    whole network predicts); per-layer head accuracy shows the progress before.
 
     Frozen means: `requires_grad` False, eval mode (batch-norm statistics fixed, running
     under `torch.no_grad`). The trainer calls `model.train()` every epoch, so the frozen
@@ -329,13 +440,13 @@ class LayerWiseSequential(LayerWise):
 
     @classmethod
     def epochs_per_block(cls, training: Mapping, num_blocks: int) -> int:
-        value = training.get("epochs_per_block")
+        value = training["epochs_per_block"]
         return training["epochs"] // num_blocks if value is None else int(value)
 
     @classmethod
     def check_training(cls, training, num_blocks):
         super().check_training(training, num_blocks)
-        epochs, value = training["epochs"], training.get("epochs_per_block")
+        epochs, value = training["epochs"], training["epochs_per_block"]
         most = epochs // num_blocks
         if value is None:
             if most < 1:
@@ -354,9 +465,9 @@ class LayerWiseSequential(LayerWise):
                 f"but training.epochs = {epochs}; {allowed}"
             )
 
-    def __init__(self, model, spec, training, augment=None):
+    def __init__(self, model, spec, training, augment=None, normalization=None):
         self.stage = 0
-        super().__init__(model, spec, training, augment)
+        super().__init__(model, spec, training, augment, normalization)
 
     # -- stages ---------------------------------------------------------------------
     @property
@@ -401,12 +512,14 @@ class LayerWiseSequential(LayerWise):
             block.eval()
 
     def start_epoch(self, epoch):
+        super().start_epoch(epoch)
         stage = self.stage_of(epoch)
         if stage != self.stage:
             self.enter_stage(stage)
         self.freeze_prefix()
 
     def local_losses(self, x, y):
+        batch = x.shape[0]
         h, y = self.views(x, y)
         self.freeze_prefix()
         self.heads.train()
@@ -418,7 +531,7 @@ class LayerWiseSequential(LayerWise):
             h = self.model.blocks[self.stage](h)
             out[self.stage] = self.block_loss(self.stage, h, y)
         if self.stage >= self.num_blocks - 1:
-            out[self.num_blocks] = F.cross_entropy(self.model.classifier(h.detach()), y)
+            out[self.num_blocks] = self.classifier_loss(h, y, batch)
         return out
 
     def end_epoch(self, epoch):
@@ -459,8 +572,8 @@ class SignalPropagation(Mode):
       cross-entropy on the detached last block output, as in the other modes.
     """
 
-    def __init__(self, model, spec, training, augment=None):
-        super().__init__(model, spec, training, augment)
+    def __init__(self, model, spec, training, augment=None, normalization=None):
+        super().__init__(model, spec, training, augment, normalization)
         self.num_classes = model.num_classes
         self.embedder = nn.Linear(self.num_classes, math.prod(model.in_shape), bias=False).to(self.device)
         self.parts["embedder"] = self.embedder
@@ -519,17 +632,39 @@ class ForwardForward(Mode):
       normalization, scaled to keep activations O(1)). This is a forward pre-hook that the
       mode installs on `model.blocks[1:]` and `model.classifier`; it is part of the network
       at evaluation too. A layer's recorded representation is still the block output.
-    - Evaluation (`eval_input`): a neutral label, v/C in every label pixel. The final
-      classifier learns by cross-entropy on the detached last block output of the
-      neutral-label images (forwarded with the positives and negatives as one batch), so
-      accuracy is the whole network's prediction through the final classifier, as in the
-      other modes. FF has no per-layer heads.
+    - Prediction (`predict`), `training.ff_readout`:
+      `goodness` (default; the authors' code and Hinton 2022): every image is run with each
+      of the C candidate labels embedded, as one batch of C·B samples, the goodness of the
+      blocks is summed and the scores (B, C) are these sums; the predicted class is their
+      argmax, read-out "goodness". `training.ff_goodness_blocks` chooses the blocks: `all`
+      (the authors' code) or `all_but_first` (Hinton's "all but the first hidden layer").
+      The scores are goodness sums, not log-probabilities: only their argmax (accuracy) is
+      comparable with other modes. Batches of more than `predict_max_samples` candidate
+      samples are split over the images (never over the labels).
+      `softmax`: the final classifier on the neutral-label input (below), read-out
+      "classifier".
+    - Snapshots and the final classifier (`eval_input`): a neutral label, v/C in every label
+      pixel. The final classifier learns by cross-entropy on the detached last block output
+      of the neutral-label images (forwarded with the positives and negatives as one batch);
+      its logits are the classifier layer's recorded representation in every read-out. FF
+      has no per-layer heads.
     """
 
-    keys = ("ff_threshold", "ff_label_value")
+    keys = ("ff_threshold", "ff_label_value", "ff_readout", "ff_goodness_blocks")
+    #: largest number of (image, candidate label) samples forwarded at once by `goodness_scores`
+    predict_max_samples = 16384
 
-    def __init__(self, model, spec, training, augment=None):
-        super().__init__(model, spec, training, augment)
+    @classmethod
+    def check_training(cls, training, num_blocks):
+        super().check_training(training, num_blocks)
+        if training["ff_goodness_blocks"] == "all_but_first" and num_blocks < 2:
+            raise ValueError(
+                f"training.ff_goodness_blocks = 'all_but_first' needs at least 2 blocks; the network has "
+                f"{num_blocks}; use 'all'"
+            )
+
+    def __init__(self, model, spec, training, augment=None, normalization=None):
+        super().__init__(model, spec, training, augment, normalization)
         self.num_classes = model.num_classes
         if self.num_classes < 2:
             raise ValueError(f"mode 'ff' needs at least 2 classes to draw wrong labels, got {self.num_classes}")
@@ -569,13 +704,55 @@ class ForwardForward(Mode):
         out[len(self.model.blocks)] = F.cross_entropy(self.model.classifier(h[2 * b :].detach()), y)
         return out
 
+    # -- prediction -------------------------------------------------------------------
+    @property
+    def readout(self):
+        return "goodness" if self.option("ff_readout") == "goodness" else "classifier"
+
+    def predict(self, x, outputs=None):
+        if self.readout == "classifier":
+            return super().predict(x, outputs)
+        return self.goodness_scores(x), "goodness"
+
+    @torch.no_grad()
+    def goodness_scores(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, C) float32: for every image and candidate label c, the goodness summed over the
+        chosen blocks of the network fed the image with c embedded. Sample l·b + i of a chunk
+        is image i with label l, so the sums reshape to (C, b) and transpose."""
+        c = self.num_classes
+        first = 0 if self.option("ff_goodness_blocks") == "all" else 1
+        chunk = max(1, self.predict_max_samples // c)
+        scores = []
+        for part in x.split(chunk):
+            b = part.shape[0]
+            codes = torch.eye(c, device=part.device).repeat_interleave(b, dim=0)
+            h = self.embed(part.repeat(c, *([1] * (part.dim() - 1))), codes)
+            total = torch.zeros(c * b, device=part.device)
+            for k, block in enumerate(self.model.blocks):
+                h = block(h)
+                if k >= first:
+                    total = total + losses.goodness(h)
+            scores.append(total.view(c, b).T)
+        return torch.cat(scores)
+
 
 def check_training(name: str, training: Mapping, num_blocks: int) -> None:
     """Validate `training` for mode spec `name` on a network of `num_blocks` blocks."""
     MODES.get(ModeSpec.parse(name).family).check_training(training, num_blocks)
 
 
-def make_mode(name: str, model: BlockNet, training: Mapping, augment: Augment | None = None) -> Mode:
-    """Instantiate the mode named by spec string `name` for `model`."""
+def make_mode(
+    name: str,
+    model: BlockNet,
+    training: Mapping,
+    augment: Augment | None = None,
+    normalization: Normalization | tuple | None = None,
+) -> Mode:
+    """Instantiate the mode named by spec string `name` for `model`.
+
+    `augment` is the configured batch augmentation; `normalization` the data set's
+    (mean, std), needed by `supcon` with the authors' views on RGB images (colour jitter
+    works on [0, 1] pixels); pass `(dataset.mean, dataset.std)`.
+    """
     spec = ModeSpec.parse(name)
-    return MODES.get(spec.family)(model, spec, training, augment)
+    return MODES.get(spec.family)(model, spec, training, augment, normalization)

@@ -82,7 +82,9 @@ class Trainer:
             self.model = self.model.to(memory_format=torch.channels_last)
         names = config_mod.augmentations(settings["data"], dataset.augment)
         self.augmenter = data.Augmenter(names)
-        self.mode = make_mode(run.mode, self.model, self.training, augment=self.augmenter)
+        self.mode = make_mode(
+            run.mode, self.model, self.training, augment=self.augmenter, normalization=(dataset.mean, dataset.std)
+        )
         self.use_amp = device.type == "cuda" and bool(self.training["amp"])
 
     # -- data -------------------------------------------------------------------------
@@ -139,13 +141,16 @@ class Trainer:
             "test": (self.test_x, self.test_y),
         }
         last = len(self.model.layer_names) - 1
+        readout = self.mode.readout
         for split, (images, labels) in splits.items():
             sums: dict[int, list[float]] = {}
             for idx in _batches(len(labels), self.training["eval_batch_size"], None):
                 idx = idx.to(self.device)
-                outputs = self.model.layer_outputs(self.mode.eval_input(self._inputs(images[idx])))
+                x = self._inputs(images[idx])
+                outputs = self.model.layer_outputs(self.mode.eval_input(x))
                 y = labels[idx]
-                logits = {**self.mode.head_logits(outputs), last: outputs[-1]}
+                scores, _ = self.mode.predict(x, outputs)
+                logits = {**self.mode.head_logits(outputs), last: scores}
                 for layer, z in logits.items():
                     z = z.float()
                     acc = sums.setdefault(layer, [0.0, 0.0])
@@ -153,6 +158,7 @@ class Trainer:
                     acc[1] += float((z.argmax(1) == y).sum())
             for layer in sorted(sums):
                 loss_sum, correct = sums[layer]
+                whole = layer == last
                 rows.append(
                     {
                         **self.run.columns(),
@@ -160,7 +166,9 @@ class Trainer:
                         "split": split,
                         "layer": layer,
                         "layer_name": self.model.layer_names[layer],
-                        "loss": loss_sum / len(labels),
+                        "readout": readout if whole else "head",
+                        # goodness sums are no log-probabilities: no cross-entropy for them
+                        "loss": loss_sum / len(labels) if not whole or readout == "classifier" else math.nan,
                         "accuracy": correct / len(labels),
                     }
                 )

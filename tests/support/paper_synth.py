@@ -68,9 +68,9 @@ def synth(modes=("e2e", "layerwise-ce"), seeds=(0, 1, 2), epochs=tuple(range(11)
                 for split, acc in rows:
                     metrics.append({"dataset": dataset, "arch": arch, "mode": mode, "seed": seed, "epoch": epoch,
                                     "split": split, "layer": len(LAYERS) - 1, "layer_name": "classifier",
-                                    "loss": 1 - acc, "accuracy": acc})  # fmt: skip
+                                    "readout": "classifier", "loss": 1 - acc, "accuracy": acc})  # fmt: skip
                     if not e2e:  # auxiliary-head rows: must not be read as the whole network
                         metrics.append({"dataset": dataset, "arch": arch, "mode": mode, "seed": seed,
                                         "epoch": epoch, "split": split, "layer": 0, "layer_name": "b0",
-                                        "loss": 2.0, "accuracy": 0.5})  # fmt: skip
+                                        "readout": "head", "loss": 2.0, "accuracy": 0.5})  # fmt: skip
     return pd.DataFrame(metrics), pd.DataFrame(hsic), pd.DataFrame(probes)

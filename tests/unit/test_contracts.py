@@ -92,7 +92,7 @@ def test_damaged_files_get_a_message_naming_the_file_and_the_fix(tmp_path, damag
 def test_tables_conform_check_and_refuse(tmp_path):
     rows = pd.DataFrame(
         [{"dataset": "d", "arch": "a", "mode": "m", "seed": 1, "epoch": 2, "split": "test", "layer": 0,
-          "layer_name": "classifier", "loss": 1.0, "accuracy": 0.5, "extra": 1}]
+          "layer_name": "classifier", "readout": "classifier", "loss": 1.0, "accuracy": 0.5, "extra": 1}]
     )  # fmt: skip
     table = contracts.METRICS.conform(rows)
     assert list(table.columns) == list(contracts.METRICS.columns)

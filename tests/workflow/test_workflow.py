@@ -215,7 +215,7 @@ def test_every_mode_runs_through_the_whole_pipeline(tmp_path):
     probed, tabulated, plotted and checked by the unchanged downstream rules."""
     from infoplane.modes import MODES, ModeSpec
 
-    modes = ["e2e", "layerwise-ce", "layerwise-ce-mlp", "layerwise-supcon", "layerwise-sim",
+    modes = ["e2e", "layerwise-ce", "layerwise-ce-mlp", "layerwise-supcon", "layerwise-sim", "layerwise-predsim",
              "layerwise_seq-ce", "sigprop", "ff"]
     assert {ModeSpec.parse(m).family for m in modes} == set(MODES.names())
     config = copy.deepcopy(TINY)
@@ -237,6 +237,7 @@ def test_every_mode_runs_through_the_whole_pipeline(tmp_path):
         assert np.isfinite(rows[["value_xz", "value_yz"]].to_numpy()).all(), mode
         net = metrics[(metrics["mode"] == mode) & (metrics["layer_name"] == "classifier")]
         assert sorted(net["epoch"].unique()) == [0, 1, 2, 3, 4], mode
+        assert set(net["readout"]) == {"goodness" if mode == "ff" else "classifier"}, mode
         assert len(probes[probes["mode"] == mode]) == 3 * 5, mode
     paper = contracts.path("paper", root)
     assert (paper / "claims.md").exists()

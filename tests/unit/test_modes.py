@@ -26,14 +26,25 @@ MODE_NAMES = [
     "layerwise-supcon",
     "layerwise-supcon-mlp",
     "layerwise-sim",
+    "layerwise-predsim",
+    "layerwise-predsim-mlp",
     "layerwise_seq-ce",
     "layerwise_seq-supcon",
     "layerwise_seq-sim",
+    "layerwise_seq-predsim",
     "sigprop",
     "ff",
 ]
 LAYERWISE_NAMES = [name for name in MODE_NAMES if name != "e2e"]
-WITH_HEADS = {"layerwise-ce", "layerwise-ce-mlp", "layerwise_seq-ce", "sigprop"}
+WITH_HEADS = {
+    "layerwise-ce",
+    "layerwise-ce-mlp",
+    "layerwise_seq-ce",
+    "layerwise-predsim",
+    "layerwise-predsim-mlp",
+    "layerwise_seq-predsim",
+    "sigprop",
+}
 
 #: A small conv net with batch norm in every block, so that BN behaviour is tested even
 #: when no registered architecture has batch norm.
@@ -106,16 +117,19 @@ def test_every_registered_family_is_tested():
 @pytest.mark.parametrize("mode_name", MODE_NAMES)
 @pytest.mark.parametrize("arch", ARCH_CASES)
 def test_steps_reduce_loss_report_heads_and_resume_identically(arch, mode_name):
-    """A few steps on a fixed batch reduce the loss; the trainer's evaluation calls work;
-    a state_dict round trip (through weights_only loading) continues bit-identically."""
+    """A few steps on a fixed batch (same data, same random views and negatives) reduce the
+    loss; the trainer's evaluation calls work; a state_dict round trip (through weights_only
+    loading) continues bit-identically."""
     extra = {"epochs_per_block": 1} if mode_name.startswith("layerwise_seq") else {}
     model, mode = setup(arch, mode_name, seed=0, **extra)
     x, y = batch(arch)
 
-    torch.manual_seed(1)
     model.train()
-    mode.start_epoch(1)
-    history = [float(mode.train_step(x, y)) for _ in range(3)]
+    history = []
+    for _ in range(3):  # the same random draws every step (views, negatives): a fixed batch
+        torch.manual_seed(1)
+        mode.start_epoch(1)
+        history.append(float(mode.train_step(x, y)))
     mode.end_epoch(1)
     assert all(math.isfinite(v) for v in history)
     assert history[-1] < history[0], history
@@ -179,6 +193,11 @@ def _check_isolation(model: BlockNet, mode: Mode, x, y, expected_keys=None):
         assert (grad_norm(model.classifier) > 0) == (layer == num_blocks), f"loss of layer {layer}: classifier"
         for j, head in enumerate(heads):
             assert (grad_norm(head) > 0) == (j == layer), f"loss of layer {layer}: head {j}"
+            for part in ("classifier", "projection"):  # predsim: both read-outs learn from their own block's loss
+                if hasattr(head, "projection"):
+                    assert (grad_norm(getattr(head, part)) > 0) == (
+                        j == layer
+                    ), f"loss of layer {layer}: head {j} {part}"
         if embedder is not None:  # sigprop's signal embedder belongs to block 0
             assert (grad_norm(embedder) > 0) == (layer == 0)
 
@@ -325,8 +344,11 @@ def test_sequential_accepts_fitting_epochs_per_block():
     ],
 )
 def test_mode_specific_keys_must_be_positive(name, key):
-    with pytest.raises(ValueError, match=f"training.{key}: must be a positive"):
-        check_training(name, {**TRAINING, key: -1.0}, num_blocks=4)
+    """The schema owns the numeric ranges: a bad value stops the config before any job."""
+    from snakemake.exceptions import WorkflowError
+
+    with pytest.raises(WorkflowError, match=key):
+        config.load(overrides={"modes": [name], "training": {key: -1.0}})
 
 
 # -- spec parsing ----------------------------------------------------------------------------
