@@ -27,7 +27,8 @@ take the defaults in ``DEFAULTS``, unknown keys are refused so that a typo canno
 Numerics: pairwise squared distances of the mean-centred samples from one float64 GEMM,
 clamped at 0 (no m x m x d tensor); eigenvalues by the batched symmetric eigensolver
 ``torch.linalg.eigvalsh`` on (B, m, m) and (B*P, m, m) stacks, eigenvalues within the solver's
-rounding of 0 (|lambda| <= m eps lambda_max, including the tiny negatives of a PSD matrix) set to 0; log-sum-exp for the KDE terms; no inverses. Stacks that would
+rounding of 0 (|lambda| <= m eps lambda_max, including the tiny negatives of a PSD matrix) set
+to 0; log-sum-exp for the KDE terms; no inverses. Stacks that would
 exceed ``STACK_BUDGET_ELEMENTS`` float64 elements are processed in chunks (of batches or of
 permutations), only to bound memory. Everything runs on the device of z.
 """
@@ -80,7 +81,9 @@ def _check_stack(data: torch.Tensor, what: str) -> torch.Tensor:
     if flat.shape[-1] == 0:
         raise ValueError(f"{what} has no features (shape {tuple(data.shape)})")
     if not bool(torch.isfinite(flat).all()):
-        raise ValueError(f"{what} contains NaN or Inf values (a diverged run?); estimators need finite inputs")
+        raise ValueError(
+            f"{what} contains NaN or Inf values (a diverged run?); estimators need finite inputs"
+        )
     return flat
 
 
@@ -97,7 +100,9 @@ def _check_labels(labels: torch.Tensor) -> torch.Tensor:
     return labels.to(torch.int64)
 
 
-def _check_perms(perms: torch.Tensor | None, batches: int, m: int, device: torch.device) -> torch.Tensor | None:
+def _check_perms(
+    perms: torch.Tensor | None, batches: int, m: int, device: torch.device
+) -> torch.Tensor | None:
     """None, or (B, P, m) int64 on device where every row is a permutation of 0..m-1."""
     if perms is None:
         return None
@@ -262,7 +267,9 @@ def _unit_trace(h: torch.Tensor) -> torch.Tensor:
     return h / h.diagonal(dim1=-2, dim2=-1).sum(dim=-1)[..., None, None]
 
 
-def renyi_width(d2: torch.Tensor, dim: int, rule: str, k: int | None = None, sigma: float | None = None) -> torch.Tensor:
+def renyi_width(
+    d2: torch.Tensor, dim: int, rule: str, k: int | None = None, sigma: float | None = None
+) -> torch.Tensor:
     """(B,) Gaussian kernel width sigma per batch from the (B, m, m) squared distances.
 
     - ``silverman``: Silverman's (1986, section 4.3.2) normal-reference rule for a d-variate
@@ -320,7 +327,9 @@ class RenyiEstimator:
                 f"1/(1 - alpha) diverges), got {s['alpha']!r}; the usual choice is alpha = 1.01"
             )
         if s["width"] not in RENYI_WIDTH_RULES:
-            raise ValueError(f"renyi: unknown width rule {s['width']!r}; allowed: {', '.join(RENYI_WIDTH_RULES)}")
+            raise ValueError(
+                f"renyi: unknown width rule {s['width']!r}; allowed: {', '.join(RENYI_WIDTH_RULES)}"
+            )
         s["k"] = _integer(s["k"], "k", self.name)
         if s["k"] < 1:
             raise ValueError(f"renyi: k (nearest neighbours of the knn width) must be >= 1, got {s['k']}")
@@ -371,19 +380,25 @@ class RenyiEstimator:
             self._check_k(s, x.shape[1])
             a, sigma = self._gram(x, s)
             lam = torch.linalg.eigvalsh(a)
-            return _Ref(self.name, "x", x.shape[0], x.shape[1], key, {"gram": a, "eigenvalues": lam, "sigma": sigma})
+            return _Ref(
+                self.name, "x", x.shape[0], x.shape[1], key, {"gram": a, "eigenvalues": lam, "sigma": sigma}
+            )
         y = _check_labels(data)
         m = y.shape[1]
         a = (y[:, :, None] == y[:, None, :]).to(torch.float64) / m
         lam = _run_lengths(y) / m  # the class proportions, zero-padded: the eigenvalues of A_Y
         return _Ref(self.name, "y", y.shape[0], m, key, {"gram": a, "eigenvalues": lam})
 
-    def score(self, ref_x: _Ref, ref_y: _Ref, z: torch.Tensor, setting: Mapping | None, perms: torch.Tensor | None) -> Scores:
+    def score(
+        self, ref_x: _Ref, ref_y: _Ref, z: torch.Tensor, setting: Mapping | None, perms: torch.Tensor | None
+    ) -> Scores:
         s = self.resolve_setting(setting)
         z = _check_stack(z, "renyi: z")
         _check_shapes(z, ref_x, ref_y, self.name)
         if ref_x.key != self.reference_key("x", s):
-            raise ValueError(f"renyi: ref_x was prepared with {ref_x.key} but score got the width {self._width_key(s)}")
+            raise ValueError(
+                f"renyi: ref_x was prepared with {ref_x.key} but score got the width {self._width_key(s)}"
+            )
         self._check_k(s, z.shape[1])
         device = z.device
         perms = _check_perms(perms, z.shape[0], z.shape[1], device)
@@ -492,7 +507,9 @@ class KDEEstimator:
             return torch.full((z.shape[0],), s["noise_variance"], dtype=torch.float64, device=z.device)
         return s["noise_variance"] * _mean_square(z)
 
-    def score(self, ref_x: _Ref, ref_y: _Ref, z: torch.Tensor, setting: Mapping | None, perms: torch.Tensor | None) -> Scores:
+    def score(
+        self, ref_x: _Ref, ref_y: _Ref, z: torch.Tensor, setting: Mapping | None, perms: torch.Tensor | None
+    ) -> Scores:
         s = self.resolve_setting(setting)
         z = _check_stack(z, "kde: z")
         _check_shapes(z, ref_x, ref_y, self.name)
@@ -566,7 +583,9 @@ def binning_range_max(layer_tensors: Iterable[torch.Tensor | np.ndarray]) -> flo
         best = max(best, float(t.max()))
         count += 1
     if count == 0:
-        raise ValueError("binning_range_max: no activations given (pass the layer's tensor from every snapshot of the run)")
+        raise ValueError(
+            "binning_range_max: no activations given (pass the layer's tensor from every snapshot of the run)"
+        )
     if best < 0:
         raise ValueError(
             f"binning_range_max: the run's largest activation is {best!r} < 0, so [0, max] is empty; "
@@ -598,7 +617,9 @@ class BinningEstimator:
         s = _resolve(setting, self.DEFAULTS, self.name)
         s["bins"] = _integer(s["bins"], "bins", self.name)
         if s["bins"] < 1:
-            raise ValueError(f"binning: bins (bins per unit) must be >= 1, got {s['bins']}; the papers use 30")
+            raise ValueError(
+                f"binning: bins (bins per unit) must be >= 1, got {s['bins']}; the papers use 30"
+            )
         rng = s["bin_range"]
         if isinstance(rng, str):
             if rng not in BIN_RANGE_RULES:
@@ -611,7 +632,9 @@ class BinningEstimator:
                 raise ValueError(f"binning: a fixed bin_range [lo, hi] needs lo < hi, got {list(rng)}")
             s["bin_range"] = (lo, hi)
         else:
-            raise ValueError(f"binning: bin_range must be 'snapshot', 'run_max' or a pair [lo, hi], got {rng!r}")
+            raise ValueError(
+                f"binning: bin_range must be 'snapshot', 'run_max' or a pair [lo, hi], got {rng!r}"
+            )
         if s["bin_range"] == "run_max":
             if s["range_max"] is None:
                 raise ValueError(
@@ -620,9 +643,13 @@ class BinningEstimator:
                 )
             s["range_max"] = _real(s["range_max"], "range_max", self.name)
             if s["range_max"] < 0:
-                raise ValueError(f"binning: range_max must be >= 0 for the range [0, range_max], got {s['range_max']}")
+                raise ValueError(
+                    f"binning: range_max must be >= 0 for the range [0, range_max], got {s['range_max']}"
+                )
         elif s["range_max"] is not None:
-            raise ValueError("binning: range_max is only used with bin_range 'run_max'; drop it or set bin_range")
+            raise ValueError(
+                "binning: range_max is only used with bin_range 'run_max'; drop it or set bin_range"
+            )
         return s
 
     def unit_for(self, setting: Mapping | None = None) -> str:
@@ -641,7 +668,9 @@ class BinningEstimator:
             return _Ref(self.name, "x", x.shape[0], x.shape[1], key)
         y = _check_labels(data)
         classes = torch.unique(y, return_inverse=True)[1]  # labels as 0..C-1
-        return _Ref(self.name, "y", y.shape[0], y.shape[1], key, {"classes": classes, "n_classes": classes.max() + 1})
+        return _Ref(
+            self.name, "y", y.shape[0], y.shape[1], key, {"classes": classes, "n_classes": classes.max() + 1}
+        )
 
     def bin_edges_range(self, z: torch.Tensor, setting: Mapping | None) -> tuple[float, float]:
         """The [lo, hi] the setting bins z over."""
@@ -677,7 +706,9 @@ class BinningEstimator:
         ids = torch.unique(binned.reshape(batches * m, d), dim=0, return_inverse=True)[1]
         return ids.reshape(batches, m), clipped
 
-    def score(self, ref_x: _Ref, ref_y: _Ref, z: torch.Tensor, setting: Mapping | None, perms: torch.Tensor | None) -> Scores:
+    def score(
+        self, ref_x: _Ref, ref_y: _Ref, z: torch.Tensor, setting: Mapping | None, perms: torch.Tensor | None
+    ) -> Scores:
         s = self.resolve_setting(setting)
         z = _check_stack(z, "binning: z")
         _check_shapes(z, ref_x, ref_y, self.name)
@@ -703,7 +734,10 @@ class BinningEstimator:
         )
         if perms is not None:
             # (Y, Z[perm]): y_i paired with the symbol of z_perm(i).
-            joint = sym.gather(1, perms.reshape(batches, -1)).reshape(perms.shape) * n_classes + classes[:, None, :]
+            joint = (
+                sym.gather(1, perms.reshape(batches, -1)).reshape(perms.shape) * n_classes
+                + classes[:, None, :]
+            )
             scores.null_yz = (h_t + h_y)[:, None] - _entropy_of_symbols(joint)
         return scores
 
@@ -718,21 +752,27 @@ MI_ESTIMATORS: dict[str, type] = {
 }
 
 
+BENCHMARK_CASES = ((7, 128, 784), (7, 128, 3072), (1, 1000, 784), (1, 1000, 3072))
+
+
 def benchmark(
-    cases: Iterable[tuple[int, int, int]] = ((7, 128, 784), (7, 128, 3072), (1, 1000, 784), (1, 1000, 3072)),
+    cases: Iterable[tuple[int, int, int]] = BENCHMARK_CASES,
     n_perms: Iterable[int] = (0, 32),
     device: str | torch.device = "cpu",
+    repeat: int = 1,
     seed: int = 0,
 ) -> list[dict]:
-    """Seconds per estimator for prepare (X and Y) and score of one float16 layer, per case
-    (B, m, d) and permutation count; a timing aid for the benchmark table, not a test."""
-    return list(iter_benchmark(cases, n_perms, device, seed))
+    """Seconds per estimator (default settings) for prepare (X and Y) and score of one float16
+    layer, per case (B, m, d) and permutation count, the minimum over ``repeat`` runs; a timing
+    aid for the benchmark table, not a test."""
+    return list(iter_benchmark(cases, n_perms, device, repeat, seed))
 
 
 def iter_benchmark(
-    cases: Iterable[tuple[int, int, int]] = ((7, 128, 784), (7, 128, 3072), (1, 1000, 784), (1, 1000, 3072)),
+    cases: Iterable[tuple[int, int, int]] = BENCHMARK_CASES,
     n_perms: Iterable[int] = (0, 32),
     device: str | torch.device = "cpu",
+    repeat: int = 1,
     seed: int = 0,
 ) -> Iterator[dict]:
     """``benchmark``'s rows, one at a time as they are measured."""
@@ -753,25 +793,36 @@ def iter_benchmark(
     sync()
 
     for batches, m, d in cases:
-        x = torch.randn(batches, m, d, generator=gen).to(device)
-        z = torch.tanh(x[..., torch.randperm(d, generator=gen)] + 0.5 * torch.randn(batches, m, d, generator=gen).to(device))
-        z = z.to(torch.float16)
+        x = torch.randn(batches, m, d, generator=gen)
+        z = torch.tanh(
+            x[..., torch.randperm(d, generator=gen)] + 0.5 * torch.randn(batches, m, d, generator=gen)
+        )
+        x, z = x.to(device), z.to(torch.float16).to(device)
         y = torch.randint(0, 10, (batches, m), generator=gen).to(device)
         for p in n_perms:
             perms = torch.argsort(torch.rand(batches, p, m, generator=gen), dim=-1).to(device) if p else None
             for cls in MI_ESTIMATORS.values():
                 est = cls()
-                setting: dict = {}
-                sync()
-                t0 = time.perf_counter()
-                rx, ry = est.prepare(x, "x", setting), est.prepare(y, "y", setting)
-                sync()
-                t1 = time.perf_counter()
-                est.score(rx, ry, z, setting, perms)
-                sync()
-                t2 = time.perf_counter()
-                yield {"estimator": est.name, "B": batches, "m": m, "d": d, "P": p,
-                       "prepare_s": t1 - t0, "score_s": t2 - t1}
+                prepare_s, score_s = math.inf, math.inf
+                for _ in range(max(1, repeat)):
+                    sync()
+                    t0 = time.perf_counter()
+                    rx, ry = est.prepare(x, "x", {}), est.prepare(y, "y", {})
+                    sync()
+                    t1 = time.perf_counter()
+                    est.score(rx, ry, z, {}, perms)
+                    sync()
+                    t2 = time.perf_counter()
+                    prepare_s, score_s = min(prepare_s, t1 - t0), min(score_s, t2 - t1)
+                yield {
+                    "estimator": est.name,
+                    "B": batches,
+                    "m": m,
+                    "d": d,
+                    "P": p,
+                    "prepare_s": prepare_s,
+                    "score_s": score_s,
+                }
 
 
 if __name__ == "__main__":
@@ -779,8 +830,20 @@ if __name__ == "__main__":
 
     parser = argparse.ArgumentParser(description="Time the MI estimators (prepare X/Y, score one layer).")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--repeat", type=int, default=1, help="report the minimum over this many runs")
+    parser.add_argument(
+        "--cases",
+        nargs="*",
+        default=[f"{b}x{m}x{d}" for b, m, d in BENCHMARK_CASES],
+        help="BxMxD, e.g. 7x128x784",
+    )
+    parser.add_argument("--perms", nargs="*", type=int, default=[0, 32])
     args = parser.parse_args()
+    chosen = [tuple(int(v) for v in case.split("x")) for case in args.cases]
     print(f"{'estimator':<9} {'B':>2} {'m':>5} {'d':>5} {'P':>3} {'prepare_s':>10} {'score_s':>9}")
-    for row in iter_benchmark(device=args.device):
-        print(f"{row['estimator']:<9} {row['B']:>2} {row['m']:>5} {row['d']:>5} {row['P']:>3} "
-              f"{row['prepare_s']:>10.3f} {row['score_s']:>9.3f}", flush=True)
+    for row in iter_benchmark(chosen, args.perms, args.device, args.repeat):
+        print(
+            f"{row['estimator']:<9} {row['B']:>2} {row['m']:>5} {row['d']:>5} {row['P']:>3} "
+            f"{row['prepare_s']:>10.3f} {row['score_s']:>9.3f}",
+            flush=True,
+        )

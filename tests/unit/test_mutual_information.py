@@ -170,7 +170,11 @@ CASES = [(1, 16), (3, 16), (2, 64)]
 @pytest.mark.parametrize("batches,m", CASES)
 @pytest.mark.parametrize(
     "setting",
-    [{"width": "knn", "k": 5}, {"width": "silverman", "alpha": 2.0}, {"width": "fixed", "sigma": 1.3, "alpha": 0.7}],
+    [
+        {"width": "knn", "k": 5},
+        {"width": "silverman", "alpha": 2.0},
+        {"width": "fixed", "sigma": 1.3, "alpha": 0.7},
+    ],
     ids=["knn", "silverman", "fixed"],
 )
 def test_renyi_matches_naive_reference_and_null(batches, m, setting):
@@ -183,8 +187,12 @@ def test_renyi_matches_naive_reference_and_null(batches, m, setting):
     close(got.value_xz, want[:, 0])
     close(got.value_yz, want[:, 1])
     pn = perms.numpy()
-    null = np.array([[naive_renyi(xn[b], yn[b], zn[b][pn[b, p]], *args) for p in range(pn.shape[1])]
-                     for b in range(batches)])
+    null = np.array(
+        [
+            [naive_renyi(xn[b], yn[b], zn[b][pn[b, p]], *args) for p in range(pn.shape[1])]
+            for b in range(batches)
+        ]
+    )
     close(got.null_xz, null[..., 0])
     close(got.null_yz, null[..., 1])
     close(got.extra["sigma_z"], [naive_width(zn[b], s["width"], s["k"], s["sigma"]) for b in range(batches)])
@@ -207,7 +215,9 @@ def test_kde_matches_naive_reference_and_null(batches, m, setting):
     close(got.value_yz, want[:, 1])
     assert got.null_xz is None
     pn = perms.numpy()
-    null = np.array([[naive_kde(zn[b][pn[b, p]], yn[b], *args)[1] for p in range(pn.shape[1])] for b in range(batches)])
+    null = np.array(
+        [[naive_kde(zn[b][pn[b, p]], yn[b], *args)[1] for p in range(pn.shape[1])] for b in range(batches)]
+    )
     close(got.null_yz, null)
 
 
@@ -236,8 +246,12 @@ def test_binning_matches_naive_reference_and_null(batches, m, setting):
     close(got.value_yz, want[:, 1])
     assert got.null_xz is None
     pn = perms.numpy()
-    null = np.array([[naive_binning(zn[b][pn[b, p]], yn[b], setting["bins"], lo, hi)[1] for p in range(pn.shape[1])]
-                     for b in range(batches)])
+    null = np.array(
+        [
+            [naive_binning(zn[b][pn[b, p]], yn[b], setting["bins"], lo, hi)[1] for p in range(pn.shape[1])]
+            for b in range(batches)
+        ]
+    )
     close(got.null_yz, null)
     close(got.extra["saturation_bound"], [math.log2(m)] * batches)
     clipped = [np.mean((zn[b] < lo) | (zn[b] > hi)) for b in range(batches)]
@@ -313,7 +327,9 @@ def test_binning_constant_layer_has_zero_information():
 @pytest.mark.parametrize("classes", [2, 4, 10])
 def test_binning_one_to_one_function_of_balanced_label_gives_log2_c(classes):
     m = 4 * classes
-    y = torch.stack([torch.randperm(m, generator=torch.Generator().manual_seed(b)) % classes for b in range(3)])
+    y = torch.stack(
+        [torch.randperm(m, generator=torch.Generator().manual_seed(b)) % classes for b in range(3)]
+    )
     z = (y.to(torch.float64) / (classes - 1))[..., None] * torch.tensor([1.0, -2.0])  # (B, m, 2)
     got = run(BinningEstimator(), torch.zeros(3, m, 1), y, z, {})
     close(got.value_yz, [math.log2(classes)] * 3)
@@ -332,7 +348,10 @@ def test_kde_information_vanishes_for_huge_noise_and_reaches_log_m_for_tiny_nois
 
 def test_kde_separated_balanced_classes_give_label_entropy():
     y = (torch.arange(24) % 4)[None]
-    z = (10.0 * torch.nn.functional.one_hot(y, 4) + 0.01 * torch.randn(1, 24, 4, generator=torch.Generator().manual_seed(0))).to(torch.float64)
+    z = (
+        10.0 * torch.nn.functional.one_hot(y, 4)
+        + 0.01 * torch.randn(1, 24, 4, generator=torch.Generator().manual_seed(0))
+    ).to(torch.float64)
     got = run(KDEEstimator(), z, y, z, {"noise_variance": 1e-3, "unit": "bits"})
     assert float(got.value_yz) == pytest.approx(2.0, abs=1e-9)  # log2 4 bits
 
@@ -341,7 +360,9 @@ def test_kde_separated_balanced_classes_give_label_entropy():
 
 
 def random_orthogonal(d: int, seed: int) -> torch.Tensor:
-    q, r = torch.linalg.qr(torch.randn(d, d, generator=torch.Generator().manual_seed(seed), dtype=torch.float64))
+    q, r = torch.linalg.qr(
+        torch.randn(d, d, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+    )
     return q * torch.sign(torch.diagonal(r))
 
 
@@ -414,7 +435,9 @@ def test_kde_depends_on_scale_unless_noise_is_relative():
 def test_reference_keys_share_what_can_be_shared():
     est = RenyiEstimator()
     assert est.reference_key("x", {"alpha": 2.0}) == est.reference_key("x", {"alpha": 1.01})
-    assert est.reference_key("x", {"width": "knn", "k": 5}) != est.reference_key("x", {"width": "knn", "k": 6})
+    assert est.reference_key("x", {"width": "knn", "k": 5}) != est.reference_key(
+        "x", {"width": "knn", "k": 6}
+    )
     assert est.reference_key("y", {"width": "silverman"}) == est.reference_key("y", {"width": "knn"})
     # A reference prepared under one alpha scores correctly under another.
     x, y, z, _ = make_data(2, 16, seed=4)
