@@ -44,7 +44,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-# Largest float64 stack (elements) built at once: 2**25 elements = 256 MiB.
+# Approximate cap on the float64 elements of the temporaries built at once: 2**25 = 256 MiB.
 STACK_BUDGET_ELEMENTS = 2**25
 
 LOG2E = 1.0 / math.log(2.0)
@@ -428,7 +428,8 @@ class RenyiEstimator:
         """(B, P, 2) joint entropies S(A_X o A_Z[perm, perm]) and S(A_Y o A_Z[perm, perm])."""
         batches, n_perm, m = perms.shape
         out = torch.empty(batches, n_perm, 2, dtype=torch.float64, device=az.device)
-        step = max(1, STACK_BUDGET_ELEMENTS // (3 * batches * m * m))
+        # About 6 (B, m, m) float64 temporaries per permutation (gather, products, stack, solver copy).
+        step = max(1, STACK_BUDGET_ELEMENTS // (6 * batches * m * m))
         for start in range(0, n_perm, step):
             part = slice(start, min(n_perm, start + step))
             azp = _gather_pairs(az, perms[:, part])  # (B, p, m, m)
@@ -539,7 +540,7 @@ class KDEEstimator:
             y_null = y.gather(1, _inverse_permutations(perms).reshape(batches, -1)).reshape(perms.shape)
             n_perm = perms.shape[1]
             null = torch.empty(batches, n_perm, dtype=torch.float64, device=device)
-            step = max(1, STACK_BUDGET_ELEMENTS // (batches * m * m))
+            step = max(1, STACK_BUDGET_ELEMENTS // (3 * batches * m * m))  # masked logits, exp, mask
             for start in range(0, n_perm, step):
                 part = slice(start, min(n_perm, start + step))
                 null[:, part] = self._label_term(logits[:, None], y_null[:, part])
