@@ -372,7 +372,7 @@ def decide(rows: pd.DataFrame | Sequence[dict], alpha: float = ALPHA) -> pd.Data
 
 def _verdict(r: dict, testable: bool, k: int, need: int, alpha: float) -> tuple[str, str]:
     n, greater = int(r["n_seeds"]), r["direction"] == "greater"
-    unit = "seeds per mode" if r["_kind"] == "permutation" else "paired seeds"
+    unit = "seeds per mode" if r["_kind"] == "permutation" else "paired seeds" if r["reference_mode"] else "seeds"
     if not testable:
         if n < MIN_SEEDS:
             return "underpowered", f"{n} {unit}; the rule needs >= {need} (no verdict below {MIN_SEEDS})"
@@ -521,9 +521,9 @@ def paired_comparison(per_seed: pd.DataFrame, *, claim: str, part: str, statisti
     n_b = count.reindex(pd.MultiIndex.from_frame(rows[[*group_keys, "reference_mode"]])).to_numpy()
     for i in np.flatnonzero(n_a + n_b > 2 * rows["n_seeds"].to_numpy()):
         r = rows.iloc[i]
-        sa = set(present.loc[(present[group_keys] == r[group_keys]).all(axis=1) & (present["mode"] == r["mode"]), "seed"])
-        sb = set(present.loc[(present[group_keys] == r[group_keys]).all(axis=1)
-                             & (present["mode"] == r["reference_mode"]), "seed"])  # fmt: skip
+        in_group = (present[group_keys] == r[group_keys]).all(axis=1)
+        sa = set(present.loc[in_group & (present["mode"] == r["mode"]), "seed"])
+        sb = set(present.loc[in_group & (present["mode"] == r["reference_mode"]), "seed"])
         rows.loc[rows.index[i], "_note"] = f"unpaired seeds dropped: {sorted(sa ^ sb)}"
     rows.loc[rows["n_seeds"] == 0, ["_preset", "reason"]] = ["underpowered", "no seed has both modes"]
     # the tests, one batch per number of paired seeds
@@ -925,7 +925,8 @@ def stratified_spearman(groups: Sequence[tuple[np.ndarray, np.ndarray]], rng: np
     boot = []
     for x, y in groups:
         idx = rng.integers(0, len(x), size=(n_boot, len(x)))
-        boot.append(_rank_pearson(stats.rankdata(np.asarray(x)[idx], axis=1), stats.rankdata(np.asarray(y)[idx], axis=1)))
+        x_boot, y_boot = np.asarray(x)[idx], np.asarray(y)[idx]
+        boot.append(_rank_pearson(stats.rankdata(x_boot, axis=1), stats.rankdata(y_boot, axis=1)))
     combined = _fisher(boot, ns)
     combined = combined[np.all(np.isfinite(np.stack(boot)), axis=0)]
     low = high = math.nan
@@ -975,7 +976,8 @@ def claim_compression_generalization(dependence: pd.DataFrame, metrics: pd.DataF
                        test="stratified permutation of Fisher-combined Spearman rho")  # fmt: skip
             notes = [f"modes left out: {', '.join(skipped)}"] if skipped else []
             if len(data) >= 3 and np.ptp(data["compression"]) > 0 and np.ptp(data[target_col]) > 0:
-                notes.append(f"pooled over modes (not used) rho = {_fmt(stats.spearmanr(data['compression'], data[target_col])[0])}")
+                pooled = stats.spearmanr(data["compression"], data[target_col])[0]
+                notes.append(f"pooled over modes (not used) rho = {_fmt(pooled)}")
             row["_note"] = "; ".join(notes)
             if not groups:
                 most = max((int((data["mode"] == m).sum()) for m in data["mode"].unique()), default=0)
@@ -1083,7 +1085,8 @@ def claim_summaries(results: pd.DataFrame, primary_setting: str | None = None) -
     settings = sorted(set(results["setting"]) - {NO_SETTING})
     if primary_setting is None:
         if len(settings) > 1:
-            raise ValueError(f"results hold {len(settings)} estimator settings; pass primary_setting= one of {settings}")
+            raise ValueError(f"results hold {len(settings)} estimator settings; "
+                             f"pass primary_setting= one of {settings}")
         primary_setting = settings[0] if settings else NO_SETTING
     elif primary_setting not in settings:
         raise ValueError(f"primary_setting {primary_setting!r} is not in the results; settings: {settings}")
