@@ -582,3 +582,10 @@ def test_claim3_peak_test_stays_calibrated_with_12_seeds_where_leave_one_out_doe
     print(f"\n[calibration] claim 3 flat series, 12 seeds, {N_SIM} experiments: rule p <= 0.05 in {rule:.3f}, "
           f"leave-one-seed-out + sign-flip {loso:.3f}")
     assert rule <= mc_bound(ALPHA, N_SIM) < loso
+
+
+def test_seeds_needed_counts_the_comparisons_that_will_join_the_family():
+    frame = per_seed_frame({("s", "e2e"): np.arange(4.0) + 5, ("s", "lw"): np.zeros(4), ("s", "q"): np.zeros(4)})
+    res, _ = S.paired_comparison(frame, claim="t", part="p", statistic="v")
+    assert set(res["verdict"]) == {"underpowered"} and set(res["seeds_needed"]) == {6}  # 2 comparisons: 1/2^6 <= 0.025
+    assert all("needs >= 6" in r for r in res["reason"])

@@ -349,8 +349,10 @@ def decide(rows: pd.DataFrame | Sequence[dict], alpha: float = ALPHA) -> pd.Data
     table["p_reverse_corrected"] = _holm_by(table["p_reverse"].to_numpy(np.float64), family, testable)
     size = pd.Series(testable.astype(np.int64)).groupby(family).transform("sum").to_numpy()
     table["family_size"] = np.where(testable, size, 0)
-    # a row outside the family (too few seeds) would join it once it had enough seeds
-    k = np.where(testable, size, size + 1)
+    # rows outside the family for lack of seeds would join it once they had enough
+    candidate = (table["_preset"] == "").to_numpy()
+    potential = pd.Series(candidate.astype(np.int64)).groupby(family).transform("sum").to_numpy()
+    k = np.where(testable, size, np.maximum(potential, 1))
     verdicts, reasons, needed = [], [], []
     for r, ok, k_r in zip(table.to_dict("records"), testable, k):
         need = seeds_needed(int(k_r), alpha, r["_kind"])
