@@ -69,7 +69,8 @@ An estimator is an object registered in ``ESTIMATORS`` with
   optional ``used_keys(setting) -> tuple`` (the keys this setting really uses; default
       ``setting_keys``), ``check_setting(setting)`` (raise ValueError naming a bad key),
       ``min_samples: int`` (default 2),
-  ``reference_key(role, setting) -> Hashable``: role "x" or "y"; equal keys share one prepare(),
+  ``reference_key(role, setting) -> Hashable``: role "x" or "y"; equal keys (of one estimator object)
+      share one prepare() for the whole call, across layers and settings,
   ``prepare(data, role, setting) -> object``: data is the (B, m, d) stack of flattened inputs
       (role "x", storage dtype) or the (B, m) int64 label stack (role "y"),
   ``score(ref_x, ref_y, z, setting, perms) -> Scores``: z the (B, m, d) flattened layer (storage
@@ -78,9 +79,14 @@ An estimator is an object registered in ``ESTIMATORS`` with
       ``Scores(value_xz (B,), value_yz (B,), null_xz (B, P) | None, null_yz (B, P) | None,
       extra: dict[str, (B,)])`` (None: no meaningful null; its null columns are NaN).
 The engine does the batching, the permutations, caching of references, diagnostics, aggregation
-and the frame. The kernel family sets ``shares_geometry = True``: it receives ``Geometry`` objects
-(the stack plus its cached Gram matrices, distances and kernels) instead of raw stacks, so a
-layer's GEMM is done once for every kernel setting and the diagnostics.
+(mean, std, null mean/std, excess, p-value) and the frame; extras other than the ceilings become
+columns after ``FRAME_COLUMNS`` (NaN in other estimators' rows). The kernel family sets
+``shares_geometry = True``: it receives ``Geometry`` objects (the stack plus its cached Gram
+matrices, distances and kernels) instead of raw stacks and a ``Permutations`` object (its
+``perms`` tensor plus the cached gather indices) instead of the tensor, so a layer's GEMM is done
+once for every kernel setting and the diagnostics, and X's and Y's kernels are shared by all
+kernel estimators (they share one reference key). ``layer_scores`` (the former API, values only)
+is ``measure_snapshot`` without permutations.
 
 Numerics
 --------
@@ -106,7 +112,7 @@ the factorization fails for a batch member (tiny eps), only that member gets R =
 eps m)) U^T from the symmetric eigendecomposition K~ = U diag(l) U^T, l clamped at 0. Traces of
 products of symmetric matrices are elementwise sums, tr(AB) = sum_ij A_ij B_ij.
 
-Host syncs: one per sample stack (finite check from the Gram diagonal), one per factorization
+Host syncs: one per Gram stack (finite check from the Gram diagonal), one per factorization
 stack (which members need the eigh fallback), one for the median fallback of the median rules,
 and one when the frame is built; none per batch or per value. Everything runs on ``device``
 (``"auto"``: CUDA when available, else the CPU); no CUDA is assumed.
@@ -145,7 +151,7 @@ _STRING_COLUMNS = ("layer_name", "estimator", "kernel_x", "kernel_y", "kernel_z"
 _INT_COLUMNS = ("layer", "batch_size", "n_samples", "n_batches", "permutations")
 _EXTRA_COLUMNS = ("ceiling_zz", "ceiling_xx", "ceiling_yy")
 TIE_TOLERANCE = 1e-12
-# A null chunk gathers at most this many float64 entries at once (plus as many int64 indices).
+# A null chunk gathers at most this many float64 entries at once (plus as many int32 indices).
 NULL_CHUNK_ELEMENTS = 1 << 23
 # The gather indices of all chunks are kept for the whole call when they total at most this many.
 NULL_INDEX_CACHE_ELEMENTS = 1 << 24
@@ -181,7 +187,7 @@ def _as_tensor(a, name: str) -> torch.Tensor:
 def _check_labels(t: torch.Tensor, name: str, num_classes: int | None) -> None:
     if t.ndim != 1 or t.is_floating_point():
         raise ValueError(
-            f"the onehot kernel needs {name} to be a 1-D integer label vector, "
+            f"{name} must be a 1-D integer label vector (class indices 0..C-1), "
             f"got dtype {t.dtype} and shape {tuple(t.shape)}"
         )
     if t.numel() and int(t.min()) < 0:
@@ -206,10 +212,6 @@ def _warn_low_precision_matmul(device: torch.device) -> None:
 
 
 # --------------------------------------------------------------------------- geometry
-
-
-class NonFiniteError(ValueError):
-    """Samples hold NaN/Inf (found for free on the diagonal of the Gram matrix)."""
 
 
 def _gemm_dtype(dtype: torch.dtype, m: int, d: int) -> torch.dtype:
@@ -254,7 +256,7 @@ class Geometry:
         """The (B, m) integer labels this stack holds (the onehot kernel's input)."""
         if self.dim != 1 or self.data.is_floating_point():
             raise ValueError(
-                f"the onehot kernel needs {self.name} to be a 1-D integer label vector, "
+                f"the onehot kernel needs {self.name} to be a 1-D integer label vector (class indices), "
                 f"got dtype {self.data.dtype} and {self.dim} features per sample"
             )
         return self.data[..., 0]
@@ -360,8 +362,10 @@ class Geometry:
     def mean_sq_activation(self) -> torch.Tensor:
         """(B,) mean of a^2 over the batch's samples and dimensions, from the Gram diagonal and the
         mean sample: sum_i ||a_i||^2 = sum_i ||a_i - mu||^2 + m ||mu||^2 (no pass over the data)."""
-        self.inner(self.distance_dtype)
-        return self._sq_norm_sum[self.distance_dtype] / (self.m * self.dim)
+        dtype = self.distance_dtype
+        if dtype not in self._sq_norm_sum:  # kept when sq_distances has taken over the Gram itself
+            self.inner(dtype)
+        return self._sq_norm_sum[dtype] / (self.m * self.dim)
 
     def kernel(self, kernel: str, *, sigma: float | None = None, bandwidth: str | None = None,
                num_classes: int | None = None) -> KernelStack:
@@ -1040,8 +1044,13 @@ def _frame(rows, *, batch_size: int, batches: int, permutations: int, device: to
     p = max(permutations, 1)
     nan_bp = torch.full((batches, p), math.nan, dtype=torch.float64, device=device)
 
-    def as64(t: torch.Tensor | None, fill: torch.Tensor) -> torch.Tensor:
-        return fill if t is None else t.to(device=device, dtype=torch.float64).reshape(fill.shape)
+    def as64(t: torch.Tensor | None, fill: torch.Tensor, what: str = "") -> torch.Tensor:
+        if t is None:
+            return fill
+        if tuple(t.shape) != tuple(fill.shape):
+            raise ValueError(f"{what} has shape {tuple(t.shape)}; the estimator protocol wants "
+                             f"{tuple(fill.shape)} (batches{', permutations' if fill.ndim == 2 else ''})")
+        return t.to(device=device, dtype=torch.float64)
 
     extra_names: list[str] = []
     for *_, scores, _ in rows:
@@ -1052,11 +1061,13 @@ def _frame(rows, *, batch_size: int, batches: int, permutations: int, device: to
 
     results = {}
     for role in ("xz", "yz"):
-        values = torch.stack([as64(getattr(r[4], f"value_{role}"), nan_b) for r in rows])  # (R, B)
+        values = torch.stack([as64(getattr(r[4], f"value_{role}"), nan_b, f"{r[2]['estimator']}: value_{role}")
+                              for r in rows])  # (R, B)
         results[f"value_{role}"] = values.mean(dim=1)
         results[f"value_{role}_std"] = values.std(dim=1, correction=0)
         if permutations:
-            nulls = torch.stack([as64(getattr(r[4], f"null_{role}"), nan_bp) for r in rows])  # (R, B, P)
+            nulls = torch.stack([as64(getattr(r[4], f"null_{role}"), nan_bp, f"{r[2]['estimator']}: null_{role}")
+                                 for r in rows])  # (R, B, P)
             flat = nulls.reshape(count, -1)
             results[f"null_{role}_mean"] = flat.mean(dim=1)
             results[f"null_{role}_std"] = flat.std(dim=1, correction=0)
@@ -1069,7 +1080,8 @@ def _frame(rows, *, batch_size: int, batches: int, permutations: int, device: to
                 results[key.format(role)] = torch.full((count,), math.nan, dtype=torch.float64, device=device)
         results[f"excess_{role}"] = results[f"value_{role}"] - results[f"null_{role}_mean"]
     for key in per_batch_names:
-        stacked = torch.stack([as64(r[4].extra.get(key) if key not in r[5] else r[5][key], nan_b) for r in rows])
+        stacked = torch.stack([as64(r[4].extra.get(key) if key not in r[5] else r[5][key], nan_b,
+                                    f"{r[2]['estimator']}: {key}") for r in rows])
         results[key] = stacked.mean(dim=1)
     keys = list(results)
     host = torch.stack([results[k] for k in keys]).cpu().numpy()  # the one transfer

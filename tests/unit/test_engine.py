@@ -377,6 +377,12 @@ def test_sigma_grid_shares_one_distance_gemm_per_layer(monkeypatch):
                             "epsilon": [1e-5, 1e-3]})
     measure_snapshot(x, y, [x[:, :20], x[:, 10:]], grid, batch_size=20, permutations=0, seed=0)
     assert gemms == ["layer '0'", "x", "layer '1'"]  # diagnostics first, then X's kernels
+    # the diagnostics in either order after the distances took the Gram over: still one GEMM
+    gemms.clear()
+    geometry = Geometry(torch.randn(2, 10, 30), "z")
+    geometry.sq_distances()
+    geometry.mean_sq_activation, geometry.median_distance  # noqa: B018
+    assert gemms == ["z"]
 
 
 # --------------------------------------------------------------------------- the frame
@@ -532,6 +538,22 @@ def test_a_plug_in_estimator_gets_raw_stacks_the_null_logic_and_extra_columns(mo
     assert np.isnan(nocco.z_first_mean) and pd.isna(nocco.power) and nocco.unit == ""
 
 
+def test_a_plug_in_estimator_with_wrong_shapes_gets_a_clear_error(monkeypatch):
+    class Broken(_CorrelationEstimator):
+        def score(self, ref_x, ref_y, z, s, perms):
+            scores = super().score(ref_x, ref_y, z, s, perms)
+            scores.null_yz = scores.null_yz[:, :1]  # (B, 1) instead of (B, P)
+            return scores
+
+    toy = Broken()
+    monkeypatch.setitem(ESTIMATORS._entries, toy.name, toy)
+    monkeypatch.setitem(ESTIMATORS._meta, toy.name, {})
+    x = np.random.default_rng(28).normal(size=(40, 3))
+    with pytest.raises(ValueError, match=r"first_corr: null_yz has shape \(2, 1\); .* wants \(2, 5\)"):
+        measure_snapshot(x, np.arange(40) % 2, [x], [{"estimator": "first_corr", "power": 1}], batch_size=20,
+                         permutations=5, seed=0)
+
+
 # --------------------------------------------------------------------------- bad input
 
 
@@ -551,7 +573,7 @@ def test_bad_input_raises_clear_errors():
         measure_snapshot(x, y, [x[:39]], [PAPER], **kw)
     with pytest.raises(ValueError, match="needs at least 4 samples, got batch_size=3"):
         measure_snapshot(x, y, [x], [setting(estimator="cka_unbiased")], batch_size=3, permutations=0, seed=0)
-    with pytest.raises(ValueError, match="y to be a 1-D integer label vector"):
+    with pytest.raises(ValueError, match="y must be a 1-D integer label vector"):
         measure_snapshot(x, y.float(), [x], [PAPER], **kw)
     with pytest.raises(ValueError, match="label 3 >= num_classes=3"):
         measure_snapshot(x, torch.arange(40) % 4, [x], [PAPER], num_classes=3, **kw)
