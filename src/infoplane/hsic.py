@@ -420,8 +420,8 @@ class KernelStack:
         self.base = base
         self.batches, self.m = base.shape[0], base.shape[1]
         self.sq_bandwidth = sq_bandwidth
-        low, high = torch.aminmax(base.reshape(self.batches, -1), dim=1)
-        self.constant = low == high  # every entry equal: K~ = 0
+        flat = base.reshape(self.batches, -1)
+        self.constant = flat.amax(dim=1) == flat.amin(dim=1)  # every entry equal: K~ = 0 (amax, amin: 2x aminmax)
         self._centered = base if centered else None
         self._ridge: dict[float, torch.Tensor] = {}
         self._ridge_sq: dict[float, torch.Tensor] = {}
