@@ -1,14 +1,28 @@
-"""Benchmark of the nHSIC engine: ``python -m infoplane.bench.hsic [--quick] [--device cuda]``.
+"""Benchmark of the dependence engine: ``python -m infoplane.bench.hsic [--quick] [--device cuda]``.
 
-Prints Markdown tables:
-1. per (m, d): seconds for one nHSIC(X; Z) pair as ``layer_scores`` pays it (X's kernel and R
-   cached, so: Z's Gram, centering, Cholesky solve, trace), its ratio to the single float32 GEMM
-   that forms the same Gram matrix (the floor), a stand-alone ``nhsic(x, z)`` call (both Grams),
-   a naive implementation (m x m x d broadcasting, explicit H, explicit inverse) where it fits,
-   and the peak memory of a pair (CPU: resident-set high-water mark; CUDA: allocator peak);
-2. the two ways of forming R = K~(K~ + eps m I)^-1: Cholesky solve vs symmetric eigendecomposition;
-3. how far a float32 GEMM moves nocco against a float64 GEMM on three kinds of data.
-Times are the best of repeated runs (repeats fill about ``--repeat-seconds``; slow cases run once).
+Prints Markdown tables, every ratio measured in this one process (the pieces of a ratio alternate,
+best of repeats, so a shared machine's load hits numerator and denominator alike):
+1. nocco pair: seconds for one nHSIC(X; Z) pair as the engine pays it (X's kernel and R cached, so:
+   Z's Gram, centering, R, trace), its ratio to the one float32 GEMM that forms the same Gram
+   matrix (the floor), the same pair with R from the Cholesky solve (the former route), a
+   stand-alone ``nhsic(x, z)`` (both Grams), a naive implementation (m x m x d broadcasting,
+   explicit H, explicit inverse) where it fits, and the pair's peak memory.
+2. unbiased linear CKA from the same two Gram matrices: the engine (``CkaUnbiased.pair``, both
+   sides prepared from the Grams; and with X's side cached, as the engine pays a layer) against
+   ``cka.hsic.hsic`` of ``pytorch-cka`` 1.1.3 (the ``bench`` extra), which returns HSIC_xy, HSIC_xx,
+   HSIC_yy, from which CKA is one division.
+3. the paper protocol: 1,000 samples = 7 batches of 128 (trailing 104 dropped), nocco with the
+   Gaussian kernel (sigma = 5, fixed), one-hot labels, eps = 1e-5, on float16 activations with the
+   layer shapes of LeNet5 on 28 px and ResNet18 on 32 px: ``measure_snapshot`` total time against
+   the batched Gram GEMMs it needs (X and every layer, in the engine's GEMM dtype), the time with
+   32 permutations per batch and what the null adds, and the peak memory of a run.
+4. the ways of forming R = K~(K~ + eps m I)^-1: I - eps m C^-1 from the Cholesky factor (the engine's),
+   the Cholesky solve with m right-hand sides, the symmetric eigendecomposition.
+5. how far a float32 GEMM moves nocco against a float64 GEMM on three kinds of data.
+Clock: on the CPU, the process CPU time of each call (``time.process_time``; with one torch thread
+it is the compute time even when a shared machine deschedules the process, where wall time is
+not); on CUDA, wall time with synchronization. Peak memory: CPU, the resident-set high-water mark
+added by the call; CUDA, the allocator peak.
 """
 
 from __future__ import annotations
@@ -23,10 +37,21 @@ from collections.abc import Callable
 
 import torch
 
-from infoplane.hsic import Kernel, gaussian_kernel, nhsic, nocco, resolve_device, ridge_matrix
+from infoplane.hsic import (ESTIMATORS, Geometry, KernelStack, _gemm_dtype, measure_snapshot, nhsic, resolve_device,
+                            ridge_matrix)
 
 EPS = 1e-5
 SIGMA = 5.0
+PAPER = {"estimator": "nocco", "kernel_x": "gaussian", "kernel_y": "onehot", "kernel_z": "gaussian",
+         "sigma": SIGMA, "bandwidth": "fixed", "epsilon": EPS}
+ARCHS = {  # (x shape, [(layer name, per-sample shape)]) of the paper's networks' block outputs
+    "lenet5 (28 px)": ((1, 28, 28), [("conv1", (6, 14, 14)), ("conv2", (16, 5, 5)), ("fc1", (120,)),
+                                      ("fc2", (84,)), ("classifier", (10,))]),
+    "resnet18 (32 px)": ((3, 32, 32), [("stem", (64, 32, 32)), ("layer1.0", (64, 32, 32)), ("layer1.1", (64, 32, 32)),
+                                        ("layer2.0", (128, 16, 16)), ("layer2.1", (128, 16, 16)),
+                                        ("layer3.0", (256, 8, 8)), ("layer3.1", (256, 8, 8)),
+                                        ("layer4.0", (512, 4, 4)), ("layer4.1", (512, 4, 4)), ("classifier", (10,))]),
+}
 
 
 def _sync(device: torch.device) -> None:
@@ -58,33 +83,32 @@ def peak_memory(fn: Callable[[], object], device: torch.device) -> tuple[object,
     return out, (_rss_kib("VmHWM") - base) / 1024
 
 
-def best_time(fn: Callable[[], object], device: torch.device, repeat_seconds: float) -> float:
-    """Best wall time of fn over repeats filling about repeat_seconds (one run if slower)."""
-    _sync(device)
-    start = time.perf_counter()
-    fn()
-    _sync(device)
-    best = time.perf_counter() - start
-    repeats = min(50, int(repeat_seconds / max(best, 1e-6)))
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        _sync(device)
-        best = min(best, time.perf_counter() - start)
+def clock(device: torch.device) -> Callable[[], float]:
+    """Process CPU time on the CPU (robust to a shared machine), wall time on CUDA."""
+    return time.perf_counter if device.type == "cuda" else time.process_time
+
+
+def best_times(fns: dict[str, Callable[[], object]], device: torch.device, repeat_seconds: float,
+               max_repeats: int = 30) -> dict[str, float]:
+    """Best time (``clock``) of each fn, the fns run in turn (so load drifts hit all of them), repeats
+    filling about repeat_seconds (at least 3 rounds where a round is cheap, one round for slow ones)."""
+    best = {k: math.inf for k in fns}
+    spent = 0.0
+    rounds = 0
+    now = clock(device)
+    while rounds < max_repeats:
+        for name, fn in fns.items():
+            _sync(device)
+            start = now()
+            fn()
+            _sync(device)
+            elapsed = now() - start
+            best[name] = min(best[name], elapsed)
+            spent += elapsed
+        rounds += 1
+        if spent >= repeat_seconds and rounds >= min(3, max(1, int(repeat_seconds / max(spent / rounds, 1e-9)))):
+            break
     return best
-
-
-def naive_nocco(x_kernel_r: torch.Tensor, z: torch.Tensor) -> float:
-    """The textbook way: broadcast an m x m x d difference tensor, explicit H, explicit inverse."""
-    m, d = z.shape
-    diff = z[:, None, :] - z[None, :, :]
-    d2 = diff.pow_(2).sum(dim=-1)
-    del diff
-    k = torch.exp(-d2.double() / (2 * SIGMA**2 * d))
-    h = torch.eye(m, dtype=torch.float64, device=z.device) - 1.0 / m
-    kc = h @ k @ h
-    r = kc @ torch.linalg.inv(kc + EPS * m * torch.eye(m, dtype=torch.float64, device=z.device))
-    return float(torch.trace(x_kernel_r @ r))
 
 
 def _fmt(value: float | None, digits: int = 3) -> str:
@@ -95,56 +119,180 @@ def _fmt(value: float | None, digits: int = 3) -> str:
     return f"{value:.{digits}g}"
 
 
-def pair_table(sizes, dims, device, repeat_seconds, naive_max_gib, max_gib) -> list[str]:
-    lines = [
-        "| m | d | gemm_s | pair_s | pair/gemm | nhsic_s | nhsic/gemm | naive_s | naive/gemm | peak_MiB | naive_peak_MiB |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
-    ]
+def _print(lines: list[str]) -> None:
     print("\n".join(lines), flush=True)
+
+
+# --------------------------------------------------------------------------- 1. nocco pair
+
+
+def naive_nocco(x_ridge: torch.Tensor, z: torch.Tensor) -> float:
+    """The textbook way: broadcast an m x m x d difference tensor, explicit H, explicit inverse."""
+    m, d = z.shape
+    diff = z[:, None, :] - z[None, :, :]
+    d2 = diff.pow_(2).sum(dim=-1)
+    del diff
+    k = torch.exp(-d2.double() / (2 * SIGMA**2 * d))
+    h = torch.eye(m, dtype=torch.float64, device=z.device) - 1.0 / m
+    kc = h @ k @ h
+    r = kc @ torch.linalg.inv(kc + EPS * m * torch.eye(m, dtype=torch.float64, device=z.device))
+    return float(torch.trace(x_ridge @ r))
+
+
+def pair_table(sizes, dims, device, repeat_seconds, naive_max_gib, max_gib) -> list[str]:
+    nocco = ESTIMATORS.get("nocco")
+    lines = ["| m | d | gemm_s | pair_s | pair/gemm | solve-route pair_s | solve/gemm | nhsic_s | nhsic/gemm "
+             "| naive_s | naive/gemm | peak_MiB |",
+             "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    _print(lines)
     gen = torch.Generator().manual_seed(0)
     for m in sizes:
         for d in dims:
             if 2 * m * d * 4 > max_gib * 2**30:
-                lines.append(f"| {m} | {d} | skipped: inputs exceed --max-gib={max_gib} |" + " |" * 8)
+                lines.append(f"| {m} | {d} | skipped: inputs exceed --max-gib={max_gib} |" + " |" * 9)
                 print(lines[-1], flush=True)
                 continue
             x = torch.randn(m, d, generator=gen).to(device)
             z = torch.randn(m, d, generator=gen).to(device)
-            kx = Kernel(gaussian_kernel(x, sigma=SIGMA))
-            kx.ridge(EPS)  # cached, as in layer_scores
-            gemm_s = best_time(lambda: z @ z.T, device, repeat_seconds)
+            kx = Geometry(x[None], "x").kernel("gaussian", sigma=SIGMA, bandwidth="fixed")
+            x_ridge = kx.ridge(EPS)  # cached, as measure_snapshot does for every layer
 
             def pair():
-                return nocco(kx, Kernel(gaussian_kernel(z, sigma=SIGMA)), epsilon=EPS)
+                kz = Geometry(z[None], "z").kernel("gaussian", sigma=SIGMA, bandwidth="fixed")
+                return nocco.pair(kx, kz, PAPER)
+
+            def solve_pair():  # the former route: R by the Cholesky solve with m right-hand sides
+                kz = Geometry(z[None], "z").kernel("gaussian", sigma=SIGMA, bandwidth="fixed")
+                return (x_ridge * ridge_matrix(kz.centered[0], EPS, "solve")).sum()
 
             value, peak = peak_memory(pair, device)
-            pair_s = best_time(pair, device, repeat_seconds)
-            nhsic_s = best_time(lambda: nhsic(x, z, epsilon=EPS, sigma=SIGMA), device, repeat_seconds)
-            naive_s = naive_peak = None
-            if 4 * m * m * d <= naive_max_gib * 2**30:
-                naive_value, naive_peak = peak_memory(lambda: naive_nocco(kx.ridge(EPS), z), device)
-                if not math.isclose(naive_value, value, rel_tol=1e-4):
-                    raise AssertionError(f"naive nocco {naive_value} != engine {value} at m={m}, d={d}")
-                naive_s = best_time(lambda: naive_nocco(kx.ridge(EPS), z), device, repeat_seconds)
+            if not math.isclose(float(solve_pair()), float(value[0]), rel_tol=1e-9):
+                raise AssertionError(f"solve route {float(solve_pair())} != engine {float(value[0])}")
+            fns = {"gemm": lambda: z @ z.T, "pair": pair, "solve": solve_pair,
+                   "nhsic": lambda: nhsic(x, z, epsilon=EPS, sigma=SIGMA)}
+            naive = 4 * m * m * d <= naive_max_gib * 2**30
+            if naive:
+                naive_value = naive_nocco(x_ridge[0], z)
+                if not math.isclose(naive_value, float(value[0]), rel_tol=1e-4):
+                    raise AssertionError(f"naive nocco {naive_value} != engine {float(value[0])} at m={m}, d={d}")
+                fns["naive"] = lambda: naive_nocco(x_ridge[0], z)
+            t = best_times(fns, device, repeat_seconds)
+            g = t["gemm"]
+            naive_s = t.get("naive")
             lines.append(
-                f"| {m} | {d} | {_fmt(gemm_s)} | {_fmt(pair_s)} | {pair_s / gemm_s:.2f} | {_fmt(nhsic_s)} | "
-                f"{nhsic_s / gemm_s:.2f} | {_fmt(naive_s)} | "
-                f"{_fmt(naive_s / gemm_s if naive_s else None)} | {_fmt(peak, 4)} | {_fmt(naive_peak, 4)} |"
-            )
+                f"| {m} | {d} | {_fmt(g)} | {_fmt(t['pair'])} | {t['pair'] / g:.2f} | {_fmt(t['solve'])} | "
+                f"{t['solve'] / g:.2f} | {_fmt(t['nhsic'])} | {t['nhsic'] / g:.2f} | {_fmt(naive_s)} | "
+                f"{_fmt(naive_s / g if naive_s else None)} | {_fmt(peak, 4)} |")
             print(lines[-1], flush=True)
-            del x, z, kx
+            del x, z, kx, x_ridge
     return lines
 
 
+# --------------------------------------------------------------------------- 2. unbiased CKA
+
+
+def cka_table(sizes, d, device, repeat_seconds) -> list[str]:
+    """Unbiased linear CKA from two float64 Gram matrices: the engine against pytorch-cka's hsic."""
+    lines = ["| m | d | engine_s (both sides) | engine_s (X cached) | pytorch-cka_s | engine/pytorch-cka "
+             "| X-cached/pytorch-cka | |CKA diff| |",
+             "|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    _print(lines)
+    try:
+        from cka.hsic import hsic as cka_hsic
+    except ImportError:
+        cka_hsic = None
+    unbiased = ESTIMATORS.get("cka_unbiased")
+    gen = torch.Generator().manual_seed(3)
+    for m in sizes:
+        a = torch.randn(m, d, generator=gen).to(device)
+        b = (torch.tanh(a @ torch.randn(d, 64, generator=gen).to(device) / math.sqrt(d))
+             @ torch.randn(64, d, generator=gen).to(device) + torch.randn(m, d, generator=gen).to(device))
+        gx = (a.double() @ a.double().T)[None]  # the same Gram inputs for both
+        gz = (b.double() @ b.double().T)[None]
+        kx_cached = KernelStack(gx)
+        kx_cached.unbiased_self  # noqa: B018  (prepared once, as measure_snapshot does for X)
+
+        def engine():
+            return unbiased.pair(KernelStack(gx), KernelStack(gz), {})
+
+        def engine_cached():
+            return unbiased.pair(kx_cached, KernelStack(gz), {})
+
+        fns = {"engine": engine, "cached": engine_cached}
+        if cka_hsic is not None:
+            def reference():
+                xy, xx, yy = cka_hsic(gx, gz)
+                return xy / (xx[:, None] * yy[None, :]).sqrt()
+
+            fns["reference"] = reference
+        t = best_times(fns, device, repeat_seconds)
+        if cka_hsic is None:
+            lines.append(f"| {m} | {d} | {_fmt(t['engine'])} | {_fmt(t['cached'])} | pytorch-cka not installed "
+                         "(pip install 'infoplane[bench]') | — | — | — |")
+        else:
+            diff = abs(float(engine()[0]) - float(fns["reference"]()[0, 0]))
+            lines.append(f"| {m} | {d} | {_fmt(t['engine'])} | {_fmt(t['cached'])} | {_fmt(t['reference'])} | "
+                         f"{t['engine'] / t['reference']:.2f} | {t['cached'] / t['reference']:.2f} | {diff:.1e} |")
+        print(lines[-1], flush=True)
+    return lines
+
+
+# --------------------------------------------------------------------------- 3. paper protocol
+
+
+def protocol_table(archs, n, batch_size, permutations, device, repeat_seconds) -> list[str]:
+    lines = [f"| network | n | batches x m | layers | gemm_s | engine_s (P=0) | engine/gemm | engine_s (P={permutations}) "
+             "| null adds | peak_MiB (P=0) | peak_MiB (P=" + str(permutations) + ") |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    _print(lines)
+    gen = torch.Generator().manual_seed(4)
+    for name, (x_shape, layer_shapes) in archs.items():
+        x = torch.randn(n, *x_shape, generator=gen).to(device)
+        y = torch.randint(0, 10, (n,), generator=gen).to(device)
+        layers = {ln: torch.relu(torch.randn(n, *shape, generator=gen)).half().to(device) for ln, shape in layer_shapes}
+        batches = n // batch_size
+        used = batches * batch_size
+        stacks = []
+        for t in [x, *layers.values()]:
+            flat = t[:used].reshape(batches, batch_size, -1)
+            stacks.append(flat.to(_gemm_dtype(t.dtype, batch_size, flat.shape[-1])))
+
+        def gemms():
+            for s in stacks:
+                torch.matmul(s, s.mT)
+
+        def run(p):
+            return measure_snapshot(x, y, layers, [PAPER], batch_size=batch_size, permutations=p, seed=0,
+                                    num_classes=10, device=device)
+
+        _, peak0 = peak_memory(lambda: run(0), device)
+        _, peak_p = peak_memory(lambda: run(permutations), device)
+        t = best_times({"gemm": gemms, "plain": lambda: run(0), "null": lambda: run(permutations)}, device,
+                       repeat_seconds)
+        lines.append(f"| {name} | {n} | {batches} x {batch_size} | {len(layers)} | {_fmt(t['gemm'])} | "
+                     f"{_fmt(t['plain'])} | {t['plain'] / t['gemm']:.2f} | {_fmt(t['null'])} | "
+                     f"{100 * (t['null'] / t['plain'] - 1):+.0f}% | {_fmt(peak0, 4)} | {_fmt(peak_p, 4)} |")
+        print(lines[-1], flush=True)
+        del x, y, layers, stacks
+    return lines
+
+
+# --------------------------------------------------------------------------- 4. and 5.
+
+
 def ridge_table(sizes, device, repeat_seconds) -> list[str]:
-    lines = ["| m | cholesky_s | eigh_s | eigh/cholesky |", "|---:|---:|---:|---:|"]
-    print("\n".join(lines), flush=True)
+    lines = ["| m | cholesky-inverse_s (engine) | solve_s | eigh_s | solve/engine | eigh/engine | max abs diff to eigh |",
+             "|---:|---:|---:|---:|---:|---:|---:|"]
+    _print(lines)
     gen = torch.Generator().manual_seed(1)
     for m in sizes:
-        centered = Kernel(gaussian_kernel(torch.randn(m, 784, generator=gen).to(device))).centered
-        chol = best_time(lambda: ridge_matrix(centered, EPS, "cholesky"), device, repeat_seconds)
-        eigh = best_time(lambda: ridge_matrix(centered, EPS, "eigh"), device, repeat_seconds)
-        lines.append(f"| {m} | {_fmt(chol)} | {_fmt(eigh)} | {eigh / chol:.2f} |")
+        centered = Geometry(torch.randn(1, m, 784, generator=gen).to(device), "x").kernel(
+            "gaussian", sigma=SIGMA, bandwidth="fixed").centered
+        t = best_times({method: (lambda method=method: ridge_matrix(centered, EPS, method))
+                        for method in ("cholesky", "solve", "eigh")}, device, repeat_seconds)
+        diff = float((ridge_matrix(centered, EPS) - ridge_matrix(centered, EPS, "eigh")).abs().max())
+        lines.append(f"| {m} | {_fmt(t['cholesky'])} | {_fmt(t['solve'])} | {_fmt(t['eigh'])} | "
+                     f"{t['solve'] / t['cholesky']:.2f} | {t['eigh'] / t['cholesky']:.2f} | {diff:.1e} |")
         print(lines[-1], flush=True)
     return lines
 
@@ -152,7 +300,7 @@ def ridge_table(sizes, device, repeat_seconds) -> list[str]:
 def precision_table(sizes, d, device) -> list[str]:
     """|nocco(float32 GEMM) / nocco(float64 GEMM) - 1| for nHSIC(Y; Z) and nHSIC(X; Z)."""
     lines = ["| m | d | data | rel. diff nocco(Y;Z) | rel. diff nocco(X;Z) |", "|---:|---:|---|---:|---:|"]
-    print("\n".join(lines), flush=True)
+    _print(lines)
     gen = torch.Generator().manual_seed(2)
     for m in sizes:
         x = torch.randn(m, d, generator=gen)
@@ -191,30 +339,50 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--quick", action="store_true", help="tiny sizes, for a smoke run in seconds")
     p.add_argument("--device", default="cpu", help="cpu, cuda or auto (default: cpu)")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
-    p.add_argument("--sizes", default="128,1000,4096", help="comma-separated m")
-    p.add_argument("--dims", default="784,3072,65536", help="comma-separated d")
-    p.add_argument("--repeat-seconds", type=float, default=1.0)
+    p.add_argument("--sizes", default="128,1000", help="comma-separated m of the pair and ridge tables")
+    p.add_argument("--dims", default="784,3072", help="comma-separated d of the pair table")
+    p.add_argument("--samples", type=int, default=1000, help="samples of the paper-protocol rows")
+    p.add_argument("--permutations", type=int, default=32, help="permutations per batch of the null row")
+    p.add_argument("--repeat-seconds", type=float, default=2.0)
     p.add_argument("--naive-max-gib", type=float, default=4.0, help="largest m*m*d float32 tensor to try")
     p.add_argument("--max-gib", type=float, default=4.0, help="largest X + Z input pair to try")
+    p.add_argument("--skip", default="", help="comma-separated tables to skip: pair,cka,protocol,ridge,precision")
     args = p.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",")]
     dims = [int(s) for s in args.dims.split(",")]
+    cka_sizes, cka_d, archs, samples, batch = [1000], 3072, ARCHS, args.samples, 128
     precision_sizes, precision_d = [128, 1000], 3072
     if args.quick:
         sizes, dims, precision_sizes, precision_d = [64, 128], [784], [64], 256
+        cka_sizes, cka_d, samples, batch = [64], 256, 200, 64
+        archs = {"lenet5 (28 px)": ARCHS["lenet5 (28 px)"]}
         args.repeat_seconds = min(args.repeat_seconds, 0.05)
+    skip = set(filter(None, args.skip.split(",")))
     torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
     load = os.getloadavg() if hasattr(os, "getloadavg") else None
-    print(f"# nHSIC benchmark: {machine(device)}; torch {torch.__version__}, {torch.get_num_threads()} thread(s); "
-          f"nocco, Gaussian kernel (sigma={SIGMA}), eps={EPS}; load average before: "
+    print(f"# Dependence-engine benchmark: {machine(device)}; torch {torch.__version__}, "
+          f"{torch.get_num_threads()} thread(s); clock: {'wall' if device.type == 'cuda' else 'process CPU'} time; "
+          f"load average before: "
           f"{'—' if load is None else ', '.join(f'{v:.2f}' for v in load)}\n", flush=True)
-    print("## Time per nHSIC(X;Z) pair\n", flush=True)
-    pair_table(sizes, dims, device, args.repeat_seconds, args.naive_max_gib, args.max_gib)
-    print("\n## Forming R: Cholesky solve vs eigendecomposition (float64)\n", flush=True)
-    ridge_table(sizes, device, args.repeat_seconds)
-    print("\n## float32 vs float64 distance GEMM (Gaussian kernels)\n", flush=True)
-    precision_table(precision_sizes, precision_d, device)
+    if "pair" not in skip:
+        print(f"## nocco pair (Gaussian, sigma={SIGMA}, eps={EPS}): time per nHSIC(X;Z) with X cached\n", flush=True)
+        pair_table(sizes, dims, device, args.repeat_seconds, args.naive_max_gib, args.max_gib)
+    if "cka" not in skip:
+        print("\n## Unbiased linear CKA from the same float64 Gram matrices: engine vs pytorch-cka 1.1.3\n", flush=True)
+        cka_table(cka_sizes, cka_d, device, args.repeat_seconds)
+    if "protocol" not in skip:
+        print(f"\n## The paper protocol: {samples} samples in batches of {batch}, nocco, float16 activations\n",
+              flush=True)
+        protocol_table(archs, samples, batch, args.permutations, device, args.repeat_seconds)
+    if "ridge" not in skip:
+        print("\n## Forming R (float64): I - eps m C^-1 from the Cholesky factor vs the solve vs eigh\n", flush=True)
+        ridge_table(sizes, device, args.repeat_seconds)
+    if "precision" not in skip:
+        print("\n## float32 vs float64 distance GEMM (Gaussian kernels)\n", flush=True)
+        precision_table(precision_sizes, precision_d, device)
+    load = os.getloadavg() if hasattr(os, "getloadavg") else None
+    print(f"\nload average after: {'—' if load is None else ', '.join(f'{v:.2f}' for v in load)}", flush=True)
 
 
 if __name__ == "__main__":

@@ -1,11 +1,7 @@
-"""Tests of infoplane.hsic against a naive float64 NumPy reference and known properties."""
+"""Single-pair tests of infoplane.hsic (gram, nhsic, ridge_matrix): naive float64 NumPy reference,
+known values, invariances, bad input, any shape and dtype."""
 
 from __future__ import annotations
-
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,90 +9,25 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from hsic_reference import (EPS, ESTIMATOR_NAMES, correlated, ref_center, ref_estimate, ref_gram, ref_median_distance,
+                            ref_nocco, ref_ridge)
+
 from infoplane import hsic
-from infoplane.hsic import ESTIMATORS, KERNELS, Kernel, gram, layer_scores, nhsic, ridge_matrix
+from infoplane.hsic import BANDWIDTHS, ESTIMATORS, KERNELS, gram, nhsic, ridge_matrix
 
-EPS = 1e-5
-
-# --------------------------------------------------------------------------- naive reference
-# Written straight from the formulas: broadcasting distances, explicit H, an explicit inverse.
-
-
-def ref_gram(a, kernel, sigma=5.0, bandwidth="fixed"):
-    if kernel == "onehot":
-        y = np.asarray(a)
-        onehot = np.zeros((len(y), y.max() + 1))
-        onehot[np.arange(len(y)), y] = 1.0
-        return onehot @ onehot.T
-    x = np.asarray(a, dtype=np.float64).reshape(len(a), -1)
-    if kernel == "linear":
-        return x @ x.T
-    d2 = ((x[:, None, :] - x[None, :, :]) ** 2).sum(axis=-1)
-    if bandwidth == "fixed":
-        return np.exp(-d2 / (2 * sigma**2 * x.shape[1]))
-    dist = np.sqrt(d2[np.triu_indices(len(x), k=1)])
-    s = np.median(dist)
-    if s == 0:
-        s = np.median(dist[dist > 0])
-    return np.exp(-d2 / (2 * s**2))
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """One thread: these tests are many tiny ops, where OpenMP barriers dominate on a shared machine."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
-def ref_center(k):
-    m = len(k)
-    h = np.eye(m) - np.ones((m, m)) / m
-    return h @ k @ h
-
-
-def ref_hsic_biased(k, l):
-    m = len(k)
-    return np.trace(ref_center(k) @ ref_center(l)) / (m - 1) ** 2
-
-
-def ref_hsic_unbiased(k, l):
-    m = len(k)
-    kh, lh = k - np.diag(np.diag(k)), l - np.diag(np.diag(l))
-    one = np.ones(m)
-    return (
-        np.trace(kh @ lh)
-        + (one @ kh @ one) * (one @ lh @ one) / ((m - 1) * (m - 2))
-        - 2.0 / (m - 2) * (one @ kh @ lh @ one)
-    ) / (m * (m - 3))
-
-
-def ref_nocco(k, l, eps=EPS):
-    m = len(k)
-
-    def r(g):
-        gc = ref_center(g)
-        return gc @ np.linalg.inv(gc + eps * m * np.eye(m))
-
-    return np.trace(r(k) @ r(l))
-
-
-def ref_estimate(estimator, k, l, eps=EPS):
-    if estimator == "nocco":
-        return ref_nocco(k, l, eps)
-    f = ref_hsic_biased if estimator == "cka" else ref_hsic_unbiased
-    return f(k, l) / np.sqrt(f(k, k) * f(l, l))
-
-
-# --------------------------------------------------------------------------- data
-
-
-def correlated(m, seed=0):
-    """Samples a (m, 2, 3, 4), a dependent representation b (m, 10) and labels from a (4 classes)."""
-    rng = np.random.default_rng(seed)
-    a = rng.normal(size=(m, 2, 3, 4))
-    flat = a.reshape(m, -1)
-    b = np.tanh(flat @ rng.normal(size=(24, 10)) / 3) + 0.3 * rng.normal(size=(m, 10))
-    y = (flat[:, 0] > 0).astype(np.int64) + 2 * (flat[:, 1] > 0)
-    return a, b, y
-
-
-ESTIMATOR_NAMES = ["nocco", "cka", "cka_unbiased"]
 KERNEL_PAIRS = [
     ("gaussian", "gaussian", "fixed"),
     ("gaussian", "gaussian", "median"),
+    ("gaussian", "gaussian", "median_scaled"),
     ("linear", "linear", "fixed"),
     ("gaussian", "onehot", "fixed"),
     ("linear", "onehot", "fixed"),
@@ -105,8 +36,10 @@ KERNEL_PAIRS = [
 
 
 def test_registries_name_the_options():
-    assert ESTIMATORS.names() == ["cka", "cka_unbiased", "nocco"]
+    assert ESTIMATORS.names() == ["cka", "cka_unbiased", "nocco", "nocco_normalized"]
     assert KERNELS.names() == ["gaussian", "linear", "onehot"]
+    assert BANDWIDTHS.names() == ["fixed", "median", "median_scaled"]
+    assert [BANDWIDTHS.meta(b)["uses_sigma"] for b in BANDWIDTHS.names()] == [True, False, True]
 
 
 @pytest.mark.parametrize("m", [16, 64])
@@ -126,7 +59,8 @@ def test_matches_naive_reference(estimator, kernel_a, kernel_b, bandwidth, dtype
     assert got == pytest.approx(want, rel=1e-6)
 
 
-@pytest.mark.parametrize("kernel,bandwidth", [("gaussian", "fixed"), ("gaussian", "median"), ("linear", "fixed")])
+@pytest.mark.parametrize("kernel,bandwidth", [("gaussian", "fixed"), ("gaussian", "median"),
+                                              ("gaussian", "median_scaled"), ("linear", "fixed")])
 @pytest.mark.parametrize("dtype", [torch.float16, torch.float32, torch.float64])
 def test_gram_matches_reference(kernel, bandwidth, dtype):
     a, _, _ = correlated(20, seed=3)
@@ -155,6 +89,8 @@ def test_median_bandwidth_with_mostly_coincident_samples():
     np.testing.assert_allclose(gram(a, bandwidth="median").numpy(), ref_gram(a, "gaussian", bandwidth="median"),
                                rtol=1e-10)
     assert np.all(gram(np.ones((5, 3)), bandwidth="median").numpy() == 1.0)
+    assert np.all(gram(np.ones((5, 3)), bandwidth="median_scaled", sigma=2.0).numpy() == 1.0)
+    assert ref_median_distance(a, positive_fallback=True) > 0 == ref_median_distance(a)
 
 
 # --------------------------------------------------------------------------- properties
@@ -170,7 +106,7 @@ def test_symmetric(estimator, kernel):
 
 
 @pytest.mark.parametrize("kernel", ["gaussian", "linear"])
-@pytest.mark.parametrize("estimator", ["cka", "cka_unbiased"])
+@pytest.mark.parametrize("estimator", ["cka", "cka_unbiased", "nocco_normalized"])
 def test_cka_of_a_representation_with_itself_is_one(estimator, kernel):
     a, _, _ = correlated(30, seed=2)
     assert nhsic(a, a, estimator=estimator, kernel_a=kernel, kernel_b=kernel) == pytest.approx(1.0, rel=1e-10)
@@ -238,19 +174,109 @@ def test_nocco_bounded_by_m_minus_one_and_approaches_it_for_x_with_itself():
     assert 30.0 < value < 31.0 + 1e-9
 
 
-def test_ridge_cholesky_and_eigh_agree_and_eigh_is_the_fallback():
+@pytest.mark.parametrize("epsilon,sigma", [(1e-5, 5.0), (1e-8, 0.5), (1e-3, 5.0)])
+def test_ridge_forms_agree(epsilon, sigma):
+    """I - eps m C^-1 (potri, the engine's), the Cholesky solve and the eigendecomposition give the
+    same R, also where C is ill-conditioned (eps = 1e-8: cond(C) ~ 1e8), and match the naive inverse."""
     a, _, _ = correlated(48, seed=9)
-    centered = Kernel(gram(a)).centered
-    np.testing.assert_allclose(ridge_matrix(centered, EPS, "cholesky").numpy(),
-                               ridge_matrix(centered, EPS, "eigh").numpy(), atol=1e-9)
-    # not positive semi-definite: Cholesky fails, the eigendecomposition clamps l < 0 to 0
+    k = ref_gram(a, "gaussian", sigma=sigma)
+    centered = torch.tensor(ref_center(k))
+    forms = {method: ridge_matrix(centered, epsilon, method).numpy() for method in ("cholesky", "solve", "eigh")}
+    want = ref_ridge(k, epsilon)
+    for method, r in forms.items():
+        np.testing.assert_allclose(r, want, atol=2e-8 if epsilon == 1e-8 else 1e-10, err_msg=method)
+    np.testing.assert_array_equal(forms["cholesky"], forms["cholesky"].T)  # symmetric by construction
+    if epsilon == 1e-5:  # the documented accuracy: ~cond(C) u in R
+        assert np.abs(forms["cholesky"] - forms["eigh"]).max() < 1e-10
+
+
+def test_ridge_eigh_fallback_only_for_the_failed_batch_member():
+    """Not positive semi-definite: Cholesky fails and the eigendecomposition clamps l < 0 to 0, for that
+    batch member only; its neighbour keeps the Cholesky form (and the single-matrix call agrees)."""
     rng = np.random.default_rng(0)
     u, _ = np.linalg.qr(rng.normal(size=(6, 6)))
     lam = np.array([-3.0, 0.0, 0.5, 1.0, 2.0, 4.0])
-    fake = torch.tensor(u @ np.diag(lam) @ u.T)
-    got = ridge_matrix(fake, 0.1, "cholesky").numpy()
+    fake = u @ np.diag(lam) @ u.T
     keep = np.clip(lam, 0, None)
-    np.testing.assert_allclose(got, u @ np.diag(keep / (keep + 0.6)) @ u.T, atol=1e-12)
+    want_fake = u @ np.diag(keep / (keep + 0.6)) @ u.T
+    good = ref_center(ref_gram(rng.normal(size=(6, 3)), "gaussian"))
+    stack = torch.tensor(np.stack([good, fake, good]))
+    got = ridge_matrix(stack, 0.1, "cholesky").numpy()
+    np.testing.assert_allclose(got[1], want_fake, atol=1e-12)
+    want_good = good @ np.linalg.inv(good + 0.6 * np.eye(6))
+    np.testing.assert_allclose(got[0], want_good, atol=1e-12)
+    np.testing.assert_array_equal(got[0], got[2])
+    np.testing.assert_allclose(ridge_matrix(torch.tensor(fake), 0.1).numpy(), want_fake, atol=1e-12)
+    with pytest.raises(ValueError, match="method must be"):
+        ridge_matrix(stack, 0.1, "inverse")
+
+
+# --------------------------------------------------------------------------- nocco_normalized
+
+
+def test_nocco_normalized_is_one_for_a_with_itself_and_symmetric():
+    a, b, y = correlated(40, seed=12)
+    for kernel in ("gaussian", "linear"):
+        assert nhsic(a, a, estimator="nocco_normalized", kernel_a=kernel, kernel_b=kernel) == pytest.approx(1.0, rel=1e-12)
+    ab = nhsic(a, b, estimator="nocco_normalized")
+    assert 0.0 < ab < 1.0
+    assert ab == pytest.approx(nhsic(b, a, estimator="nocco_normalized"), rel=1e-12)
+    assert nhsic(y, y, estimator="nocco_normalized", kernel_a="onehot", kernel_b="onehot") == pytest.approx(1.0, rel=1e-12)
+
+
+def test_nocco_normalized_linear_kernel_invariant_to_isotropic_scaling():
+    """A linear representation whose centered Gram is c^2 times a projector (orthonormal centered
+    columns Q) has R = c^2/(c^2 + eps m) Q Q^T: the factor cancels in the normalized form, exactly,
+    while nocco itself moves with c (the scale dependence the normalized form removes)."""
+    rng = np.random.default_rng(13)
+    m = 40
+    raw = rng.normal(size=(m, 5))
+    q, _ = np.linalg.qr(raw - raw.mean(axis=0))  # orthonormal columns orthogonal to 1
+    other = np.tanh(raw @ rng.normal(size=(5, 8))) + 0.5 * rng.normal(size=(m, 8))
+    kw = dict(kernel_a="linear", kernel_b="gaussian", epsilon=1e-2)
+    base = nhsic(q, other, estimator="nocco_normalized", **kw)
+    for c in (1e-2, 0.3, 10.0):
+        assert nhsic(c * q, other, estimator="nocco_normalized", **kw) == pytest.approx(base, rel=1e-10)
+    small, large = (nhsic(c * q, other, estimator="nocco", **kw) for c in (0.3, 10.0))
+    assert large > 1.5 * small
+
+
+@pytest.mark.skipif(np.finfo(np.longdouble).eps > 1e-18, reason="needs an extended-precision long double")
+@pytest.mark.parametrize("estimator", ["nocco", "cka", "cka_unbiased"])
+def test_nearly_constant_gaussian_kernel_keeps_full_precision(estimator):
+    """Tiny activations under the fixed bandwidth (the paper's regime at initialization) make K = 1 - O(1e-10):
+    the engine works with K - 1 = expm1(-D / 2s^2), so it keeps ~1e-12 against an extended-precision
+    reference computed the same shift-free way (centering and U-centering ignore the constant)."""
+    rng = np.random.default_rng(14)
+    m, d, scale = 48, 20, 1e-4
+    a = rng.normal(size=(m, d)) * scale
+    b = (np.tanh(a / scale @ rng.normal(size=(d, d)) / 3) + 0.3 * rng.normal(size=(m, d))) * scale
+    ld = np.longdouble
+
+    def shifted_kernel(x):
+        x = x.astype(ld)
+        return np.expm1(-((x[:, None] - x[None]) ** 2).sum(-1) / (ld(2) * ld(25) * d))
+
+    k, l = shifted_kernel(a), shifted_kernel(b)
+    h = np.eye(m, dtype=ld) - ld(1) / m
+    kc, lc = h @ k @ h, h @ l @ h
+    if estimator == "cka":
+        want = (kc * lc).sum() / np.sqrt((kc * kc).sum() * (lc * lc).sum())
+    elif estimator == "cka_unbiased":
+        def ucenter(g):
+            g = g - np.diag(np.diag(g))
+            r = g.sum(1)
+            u = g - (r[:, None] + r[None, :]) / (m - 2) + r.sum() / ((m - 1) * (m - 2))
+            return u - np.diag(np.diag(u))
+
+        ku, lu = ucenter(kc), ucenter(lc)
+        want = (ku * lu).sum() / np.sqrt((ku * ku).sum() * (lu * lu).sum())
+    else:
+        eye = np.eye(m, dtype=ld)
+        want = np.trace(kc @ np.linalg.inv((kc + ld(EPS * m) * eye).astype(np.float64)).astype(ld)
+                        @ lc @ np.linalg.inv((lc + ld(EPS * m) * eye).astype(np.float64)).astype(ld))
+    got = nhsic(a, b, estimator=estimator)
+    assert got == pytest.approx(float(want), rel=1e-10 if estimator == "nocco" else 1e-12)
 
 
 # --------------------------------------------------------------------------- bad input
@@ -272,7 +298,7 @@ def test_bad_input_raises_clear_errors():
         nhsic(a, inf_b)
     with pytest.raises(ValueError, match="same samples"):
         nhsic(a, b[:7])
-    with pytest.raises(KeyError, match="allowed: cka, cka_unbiased, nocco"):
+    with pytest.raises(KeyError, match="allowed: cka, cka_unbiased, nocco, nocco_normalized"):
         nhsic(a, b, estimator="mi")
     with pytest.raises(KeyError, match="allowed: gaussian, linear, onehot"):
         nhsic(a, b, kernel_a="rbf")
@@ -282,110 +308,6 @@ def test_bad_input_raises_clear_errors():
         nhsic(a, b, epsilon=-1.0)
     with pytest.raises(ValueError, match="bandwidth"):
         nhsic(a, b, bandwidth="silverman")
-
-
-def test_layer_scores_bad_input():
-    x = torch.randn(40, 6)
-    y = torch.arange(40) % 3
-    with pytest.raises(ValueError, match=r"batch_size=64 .* number of samples \(40\)"):
-        layer_scores(x, y, [x], batch_size=64)
-    bad = x.clone()
-    bad[3, 1] = float("nan")
-    with pytest.raises(ValueError, match="layer 'conv2' contains NaN"):
-        layer_scores(x, y, {"conv1": x, "conv2": bad}, batch_size=8)
-    with pytest.raises(ValueError, match="layer '0' has 39 samples"):
-        layer_scores(x, y, [x[:39]], batch_size=8)
-    with pytest.raises(ValueError, match="needs at least 4 samples, got batch_size=3"):
-        layer_scores(x, y, [x], batch_size=3, estimators="cka_unbiased")
-    with pytest.raises(ValueError, match="y to be a 1-D integer label vector"):
-        layer_scores(x, y.float(), [x], batch_size=8)
-    with pytest.raises(ValueError, match="2 names for 1 layers"):
-        layer_scores(x, y, [x], batch_size=8, layer_names=["a", "b"])
-
-
-# --------------------------------------------------------------------------- layer_scores
-
-
-def test_layer_scores_equals_a_loop_of_nhsic_calls():
-    rng = np.random.default_rng(10)
-    n, bs = 3 * 24 + 5, 24  # the trailing 5 samples are dropped
-    x = torch.tensor(rng.normal(size=(n, 1, 4, 4)), dtype=torch.float32)
-    y = torch.tensor(rng.integers(0, 3, n))
-    z1 = torch.tanh(x.reshape(n, -1) @ torch.randn(16, 8)).half()
-    z2 = torch.relu(z1.float() @ torch.randn(8, 5)).half()
-    ests = ["nocco", "cka", "cka_unbiased"]
-    df = layer_scores(x, y, [z1, z2], batch_size=bs, estimators=ests, layer_names=["fc1", "fc2"], device="auto")
-
-    assert list(df.columns) == list(hsic.SCORE_COLUMNS)
-    assert len(df) == 2 * len(ests)
-    assert {c: str(df[c].dtype) for c in ("layer", "n_batches", "n_samples")} == dict.fromkeys(
-        ("layer", "n_batches", "n_samples"), "int64")
-    for c in ("nhsic_xz", "nhsic_xz_std", "nhsic_yz", "nhsic_yz_std"):
-        assert df[c].dtype == np.float64
-    assert (df["n_batches"] == 3).all() and (df["n_samples"] == 72).all()
-    assert df["layer"].tolist() == [0, 0, 0, 1, 1, 1] and df["layer_name"].tolist()[::3] == ["fc1", "fc2"]
-
-    for row in df.itertuples():
-        z = [z1, z2][row.layer]
-        xz = [nhsic(x[i:i + bs], z[i:i + bs], estimator=row.estimator) for i in range(0, 72, bs)]
-        yz = [nhsic(y[i:i + bs], z[i:i + bs], estimator=row.estimator, kernel_a="onehot") for i in range(0, 72, bs)]
-        assert row.nhsic_xz == pytest.approx(np.mean(xz), rel=1e-12)
-        assert row.nhsic_xz_std == pytest.approx(np.std(xz), rel=1e-9)
-        assert row.nhsic_yz == pytest.approx(np.mean(yz), rel=1e-12)
-        assert row.nhsic_yz_std == pytest.approx(np.std(yz), rel=1e-9)
-        assert row.nhsic_xz_std > 0
-
-
-def test_layer_scores_single_batch_dict_names_and_constant_layer():
-    x = torch.randn(16, 5)
-    y = torch.arange(16) % 2
-    df = layer_scores(x, y, {"conv": x.clone(), "dead": torch.zeros(16, 3, dtype=torch.float16)},
-                      batch_size=16, estimators="cka")
-    assert df["layer_name"].tolist() == ["conv", "dead"] and df["estimator"].tolist() == ["cka", "cka"]
-    assert df["n_batches"].tolist() == [1, 1]
-    assert (df[["nhsic_xz_std", "nhsic_yz_std"]] == 0.0).all().all()
-    assert df["nhsic_xz"].iloc[0] == pytest.approx(1.0)  # a copy of x
-    assert df[["nhsic_xz", "nhsic_yz"]].iloc[1].tolist() == [0.0, 0.0]
-
-
-def test_layer_scores_builds_x_and_y_kernels_once_per_batch(monkeypatch):
-    calls = {"gaussian": 0, "onehot": 0}
-    for name in calls:
-        original = KERNELS.get(name)
-
-        def counted(t, _original=original, _name=name, **kw):
-            calls[_name] += 1
-            return _original(t, **kw)
-
-        monkeypatch.setitem(KERNELS._entries, name, counted)
-    seen = []
-
-    def spy(a, b, *, epsilon):
-        seen.append(a)
-        return 0.0
-
-    spy.min_samples = 2
-    monkeypatch.setitem(ESTIMATORS._entries, "spy", spy)
-    x, y = torch.randn(30, 4), torch.arange(30) % 3
-    layer_scores(x, y, [x, x + 1, x * 3], batch_size=10, estimators=["spy", "nocco"])
-    assert calls == {"gaussian": 3 * (1 + 3), "onehot": 3}
-    # per batch, every layer was compared with the same X and Y Kernel objects
-    per_batch = [seen[i * 6:(i + 1) * 6] for i in range(3)]
-    for batch in per_batch:
-        assert len({id(k) for k in batch}) == 2
-
-
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
-def test_cuda_agrees_with_cpu():
-    rng = np.random.default_rng(11)
-    x = torch.tensor(rng.normal(size=(256, 64)), dtype=torch.float32)
-    y = torch.tensor(rng.integers(0, 10, 256))
-    z = torch.relu(x @ torch.randn(64, 32)).half()
-    kw = dict(batch_size=128, estimators=ESTIMATOR_NAMES)
-    cpu = layer_scores(x, y, [z], device="cpu", **kw)
-    gpu = layer_scores(x.cuda(), y.cuda(), [z.cuda()], device="cuda", **kw)
-    for c in ("nhsic_xz", "nhsic_yz"):
-        np.testing.assert_allclose(gpu[c], cpu[c], rtol=1e-6)
 
 
 # --------------------------------------------------------------------------- hypothesis
@@ -410,24 +332,10 @@ def test_any_shape_and_dtype(m, feature_shape, dtype, estimator, kernel, seed):
                                   rel=1e-9, abs=1e-12)
     if estimator == "nocco":
         assert -1e-9 <= value <= m - 1 + 1e-9
-    elif estimator == "cka":
+    elif estimator in ("cka", "nocco_normalized"):
         assert -1e-12 <= value <= 1 + 1e-9
     ref = ref_estimate(estimator, ref_gram(a, kernel), ref_gram(b, kernel))
     exact = nhsic(a, b, estimator=estimator, kernel_a=kernel, kernel_b=kernel, gram_dtype=torch.float64)
     assert exact == pytest.approx(ref, rel=1e-6, abs=1e-9)
     # the default float32 GEMM (d > m only): within the precision documented in the README
     assert value == pytest.approx(ref, rel=2e-5, abs=1e-9)
-
-
-# --------------------------------------------------------------------------- benchmark
-
-
-def test_benchmark_quick_smoke_run():
-    src = Path(__file__).resolve().parents[1] / "src"
-    env = {**os.environ, "PYTHONPATH": f"{src}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
-    out = subprocess.run([sys.executable, "-m", "infoplane.bench.hsic", "--quick"], env=env,
-                         capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0, out.stderr
-    assert "gemm_s" in out.stdout and "pair_s" in out.stdout
-    rows = [line for line in out.stdout.splitlines() if line.startswith(("| 64 | 784 |", "| 128 | 784 |"))]
-    assert len(rows) >= 2

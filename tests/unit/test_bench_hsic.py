@@ -1,0 +1,29 @@
+"""Smoke run of the dependence-engine benchmark: every table prints its rows, with ratios."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+
+def test_benchmark_quick_smoke_run():
+    src = Path(__file__).resolve().parents[2] / "src"
+    env = {**os.environ, "PYTHONPATH": f"{src}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    out = subprocess.run([sys.executable, "-m", "infoplane.bench.hsic", "--quick"], env=env,
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert "clock: process CPU time" in lines[0]
+    pair_rows = [line for line in lines if line.startswith(("| 64 | 784 |", "| 128 | 784 |"))]
+    assert len(pair_rows) == 2 and all(len(r.split("|")) == 14 for r in pair_rows)
+    cka_row = next(line for line in lines if line.startswith("| 64 | 256 |"))
+    if importlib.util.find_spec("cka") is None:
+        assert "pytorch-cka not installed" in cka_row
+    else:
+        assert float(cka_row.split("|")[-2]) < 1e-12  # the two unbiased CKAs agree
+    protocol = next(line for line in lines if line.startswith("| lenet5 (28 px) | 200 | 3 x 64 | 5 |"))
+    assert protocol.split("|")[9].strip().endswith("%")  # what the null adds
+    assert sum(line.startswith(("| 64 | 0.", "| 128 | 0.")) for line in lines) == 2  # the ridge table
