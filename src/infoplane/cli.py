@@ -70,7 +70,7 @@ def _start_job(args: argparse.Namespace):
 
 def _data(parser: argparse.ArgumentParser) -> Callable[[argparse.Namespace], None]:
     parser.add_argument("--dataset", required=True, help="a registered data set, e.g. mnist5k")
-    parser.add_argument("--output-root", type=Path, required=True, help="the config's output_root, e.g. results")
+    parser.add_argument("--out", type=Path, required=True, help="the eval-set file, e.g. results/data/mnist5k/eval_set.pt")
     _settings_arguments(parser)
 
     def run(args: argparse.Namespace) -> None:
@@ -83,9 +83,8 @@ def _data(parser: argparse.ArgumentParser) -> Callable[[argparse.Namespace], Non
             "%s: %d train / %d test images of shape %s, %d classes",
             args.dataset, len(dataset.train_y), len(dataset.test_y), dataset.in_shape, dataset.num_classes,
         )  # fmt: skip
-        out = contracts.path("eval_set", args.output_root, dataset=args.dataset)
-        contracts.write_eval_set(out, data.eval_set(dataset, settings["eval_size"]))
-        log.info("eval set of %d test images written to %s", settings["eval_size"], out)
+        contracts.write_eval_set(args.out, data.eval_set(dataset, settings["eval_size"]))
+        log.info("eval set of %d test images written to %s", settings["eval_size"], args.out)
 
     return run
 
@@ -93,7 +92,7 @@ def _data(parser: argparse.ArgumentParser) -> Callable[[argparse.Namespace], Non
 def _train(parser: argparse.ArgumentParser) -> Callable[[argparse.Namespace], None]:
     parser.add_argument("--run", required=True, help="dataset/arch/mode/seed<N>, e.g. mnist5k/lenet5/e2e/seed0")
     parser.add_argument("--eval-set", type=Path, required=True, help="<output_root>/data/<dataset>/eval_set.pt")
-    parser.add_argument("--output-root", type=Path, required=True, help="the config's output_root, e.g. results")
+    parser.add_argument("--out-dir", type=Path, required=True, help="the run's folder, e.g. results/train/<run>")
     parser.add_argument("--stop-after", type=int, default=None, help=argparse.SUPPRESS)  # tests of resume
     _settings_arguments(parser)
     _job_arguments(parser)
@@ -108,7 +107,7 @@ def _train(parser: argparse.ArgumentParser) -> Callable[[argparse.Namespace], No
             raise InfoplaneError(str(err)) from None
         settings = _settings(args, "train")
         device = _start_job(args)
-        train.train_run(run_id, settings, args.eval_set, args.output_root, device, args.stop_after)
+        train.train_run(run_id, settings, args.eval_set, args.out_dir, device, args.stop_after)
 
     return run
 
@@ -159,20 +158,21 @@ def _tables(parser: argparse.ArgumentParser) -> Callable[[argparse.Namespace], N
 
     for name in TABLES:
         parser.add_argument(f"--{name}", type=Path, nargs="*", default=[], help=f"per-run {name} tables")
-    parser.add_argument("--output-root", type=Path, required=True, help="the config's output_root, e.g. results")
+    parser.add_argument("--out-dir", type=Path, required=True, help="the tables folder, e.g. results/tables")
 
     def run(args: argparse.Namespace) -> None:
         from . import runtime, tables
 
         runtime.setup_logging()
-        written = tables.write_tables({name: getattr(args, name) for name in TABLES}, args.output_root)
+        written = tables.write_tables({name: getattr(args, name) for name in TABLES}, args.out_dir)
         log.info("tables: %s", ", ".join(str(p) for p in written.values()))
 
     return run
 
 
 def _paper(parser: argparse.ArgumentParser) -> Callable[[argparse.Namespace], None]:
-    parser.add_argument("--output-root", type=Path, required=True, help="the config's output_root, e.g. results")
+    parser.add_argument("--tables", type=Path, required=True, help="the tables folder, e.g. results/tables")
+    parser.add_argument("--out-dir", type=Path, required=True, help="the paper folder, e.g. results/paper")
     parser.add_argument("--experiment", default="default", help="experiment name shown in every table header")
 
     def run(args: argparse.Namespace) -> None:
@@ -181,8 +181,8 @@ def _paper(parser: argparse.ArgumentParser) -> Callable[[argparse.Namespace], No
 
         runtime.setup_logging()
         start = time.perf_counter()
-        inputs = paper.Inputs.read(args.output_root)
-        written = paper.build(inputs, contracts.path("paper", args.output_root), args.experiment)
+        inputs = paper.Inputs.read(args.tables)
+        written = paper.build(inputs, args.out_dir, args.experiment)
         claims = contracts.CLAIMS.read(written["claims"][0])
         summary = ", ".join(f"claim {c}: {overall(claims, c)[0]}" for c in claim_ids())
         log.info(
@@ -196,16 +196,18 @@ def _paper(parser: argparse.ArgumentParser) -> Callable[[argparse.Namespace], No
 #: name -> (reads, writes, argument setup returning the stage's function)
 STAGES: dict[str, tuple[str, str, Callable]] = {
     "data": ("a data set (the embedded mnist5k, or torchvision's files under data.root)",
-             "<output_root>/data/<dataset>/eval_set.pt (the eval set)", _data),
-    "train": ("the eval set", "<output_root>/train/<run>/: metrics.parquet, snapshots/epoch<e>.pt, checkpoint/", _train),
+             "--out: the eval set (<output_root>/data/<dataset>/eval_set.pt in the workflow)", _data),
+    "train": ("the eval set", "--out-dir (<output_root>/train/<run>/): metrics.parquet, snapshots/epoch<e>.pt, "
+              "checkpoint/", _train),
     "dependence": ("the eval set and one run's snapshots",
                    "--out: the run's dependence table (<output_root>/dependence/<run>.parquet in the workflow)",
                    _dependence),
     "probe": ("the eval set and one run's snapshots",
               "--out: the run's linear-probe table (<output_root>/probe/<run>.parquet in the workflow)", _probe),
-    "tables": ("every run's metrics, dependence and probe tables", "<output_root>/tables/{metrics,dependence,probes}.parquet",
-               _tables),
-    "paper": ("<output_root>/tables/*.parquet", "<output_root>/paper/: the paper's tables, figures and claims", _paper),
+    "tables": ("every run's metrics, dependence and probe tables",
+               "--out-dir (<output_root>/tables/): metrics.parquet, dependence.parquet, probes.parquet", _tables),
+    "paper": ("--tables (<output_root>/tables/)", "--out-dir (<output_root>/paper/): the paper's tables, figures "
+              "and claims", _paper),
 }  # fmt: skip
 
 

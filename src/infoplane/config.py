@@ -102,9 +102,36 @@ def _check_output_root(value: str) -> None:
         )  # fmt: skip
 
 
+def _as_list(value) -> list:
+    return list(value) if isinstance(value, list) else [value]
+
+
+def _check_dependence(section: Mapping, eval_size: int) -> None:
+    """Estimator, kernel and bandwidth names against their registries, then every setting as
+    the engine will see it (an estimator's own checks, e.g. renyi's alpha != 1)."""
+    from . import dependence, hsic
+
+    for i, name in enumerate(section["estimators"]):
+        if name not in hsic.ESTIMATORS:
+            _fail(f"dependence.estimators[{i}]", name, f"unknown estimator; allowed: {', '.join(hsic.ESTIMATORS.names())}")
+    for key, registry, kind in (("kernel_x", hsic.KERNELS, "kernel"), ("kernel_y", hsic.KERNELS, "kernel"),
+                                ("kernel_z", hsic.KERNELS, "kernel"), ("bandwidth", hsic.BANDWIDTHS, "bandwidth rule")):
+        for value in _as_list(section[key]):
+            if value not in registry:
+                _fail(f"dependence.{key}", value, f"unknown {kind}; allowed: {', '.join(registry.names())}")
+    if section["batch_size"] > eval_size:
+        _fail("dependence.batch_size", section["batch_size"], f"larger than snapshots.eval_size = {eval_size}")
+    for name in section["estimators"]:
+        try:
+            dependence.settings({**section, "estimators": [name]})
+        except (KeyError, ValueError) as err:
+            key = f"dependence.{name}" if isinstance(section.get(name), Mapping) else "dependence"
+            raise ConfigError(f"config key '{key}': {str(err).strip(chr(34) + chr(39))}") from None
+
+
 def check(config: MutableMapping) -> MutableMapping:
     """Check a schema-validated config in place; canonicalizes mode names. Returns it."""
-    from . import data, hsic, models, modes, optim
+    from . import data, models, modes, optim
 
     _check_output_root(config["output_root"])
     _check_names(config, "datasets", data.DATASETS)
@@ -147,17 +174,7 @@ def check(config: MutableMapping) -> MutableMapping:
                 f"larger than the test split of {dataset!r} ({test_size:,} images); allowed: 2..{test_size}",
             )  # fmt: skip
 
-    settings = config["dependence"]
-    for i, name in enumerate(settings["estimators"]):
-        if name not in hsic.ESTIMATORS:
-            _fail(f"dependence.estimators[{i}]", name, f"unknown estimator; allowed: {', '.join(hsic.ESTIMATORS.names())}")
-    for key in ("kernel_x", "kernel_y", "kernel_z"):
-        if settings[key] not in hsic.KERNELS:
-            _fail(f"dependence.{key}", settings[key], f"unknown kernel; allowed: {', '.join(hsic.KERNELS)}")
-    if settings["bandwidth"] not in hsic.BANDWIDTHS:
-        _fail("dependence.bandwidth", settings["bandwidth"], f"unknown bandwidth rule; allowed: {', '.join(hsic.BANDWIDTHS)}")
-    if settings["batch_size"] > eval_size:
-        _fail("dependence.batch_size", settings["batch_size"], f"larger than snapshots.eval_size = {eval_size}")
+    _check_dependence(config["dependence"], eval_size)
 
     for name in canonical:
         for arch in config["archs"]:

@@ -77,22 +77,30 @@ class Run:
 
 # --------------------------------------------------------------------------- paths
 
+#: What one training run writes in its folder (results/train/<run>/): its metrics table and
+#: activation snapshots (declared outputs) and its checkpoint folder (not declared, so Snakemake
+#: never deletes it): the resume point of an interrupted run and the snapshots staged until the
+#: run is complete.
+RUN_FILES = {
+    "metrics": "metrics.parquet",
+    "snapshots": "snapshots",
+    "checkpoint": "checkpoint/state.pt",
+    "staged_snapshots": "checkpoint/snapshots",
+}
+#: File name of a snapshot (in a run's snapshots/ folder), and of a table (in tables/).
+SNAPSHOT_NAME = "epoch{epoch}.pt"
+TABLE_NAME = "{table}.parquet"
+
 #: Every output below the output root, by name. Fields in braces: run fields, epoch, table, ...
-#: `train/` holds everything of one run's training job: its metrics table, its activation
-#: snapshots (declared outputs) and its checkpoint folder (not declared, so Snakemake never
-#: deletes it): the resume point of an interrupted run and the snapshots staged until the run
-#: is complete.
 PATHS = {
     "eval_set": "data/{dataset}/eval_set.pt",
     "train": "train/" + RUN_PATH,
-    "metrics": "train/" + RUN_PATH + "/metrics.parquet",
-    "snapshots": "train/" + RUN_PATH + "/snapshots",
-    "snapshot": "train/" + RUN_PATH + "/snapshots/epoch{epoch}.pt",
-    "checkpoint": "train/" + RUN_PATH + "/checkpoint/state.pt",
-    "staged_snapshots": "train/" + RUN_PATH + "/checkpoint/snapshots",
+    **{name: f"train/{RUN_PATH}/{file}" for name, file in RUN_FILES.items()},
+    "snapshot": f"train/{RUN_PATH}/{RUN_FILES['snapshots']}/{SNAPSHOT_NAME}",
     "dependence": "dependence/" + RUN_PATH + ".parquet",
     "probe": "probe/" + RUN_PATH + ".parquet",
-    "table": "tables/{table}.parquet",
+    "tables": "tables",
+    "table": "tables/" + TABLE_NAME,
     "paper": "paper",
     "log": "logs/{stage}/{job}.log",
     "benchmark": "benchmarks/{stage}/{job}.tsv",
@@ -101,8 +109,6 @@ PATHS = {
 #: The top-level folders an output root holds; anything else in it is not ours.
 OUTPUT_FOLDERS = ("data", "train", "dependence", "probe", "tables", "paper", "logs", "benchmarks")
 
-#: File name of a snapshot, and how to read the epoch back from it.
-SNAPSHOT_NAME = "epoch{epoch}.pt"
 _SNAPSHOT_RE = re.compile(r"^epoch(\d+)\.pt$")
 
 
@@ -128,6 +134,18 @@ def path(name: str, root: str | os.PathLike = "", **fields) -> Path:
     if missing:
         raise ValueError(f"path {name!r} needs the fields {missing}")
     return Path(text)
+
+
+def run_file(run_dir: str | os.PathLike, name: str, **fields) -> Path:
+    """A file of RUN_FILES in one run's training folder (a snapshot with name="snapshot", epoch=e)."""
+    if name == "snapshot":
+        return Path(run_dir) / RUN_FILES["snapshots"] / SNAPSHOT_NAME.format(**fields)
+    return Path(run_dir) / RUN_FILES[name]
+
+
+def table_file(tables_dir: str | os.PathLike, table: str) -> Path:
+    """The file of table `table` (a key of TABLES) in the tables folder."""
+    return Path(tables_dir) / TABLE_NAME.format(table=table)
 
 
 def snapshot_epoch(file: str | os.PathLike) -> int:
@@ -164,9 +182,15 @@ class Table:
     name: str
     columns: Mapping[str, str]
     sort: tuple[str, ...]
+    #: Columns only some producers have (an estimator's own settings and extras): missing -> NA.
+    optional: tuple[str, ...] = ()
 
     def conform(self, frame: pd.DataFrame, source: str = "") -> pd.DataFrame:
-        """The contract's columns, in order, with its dtypes; rows sorted. Refuses missing columns."""
+        """The contract's columns, in order, with its dtypes; rows sorted. Refuses missing columns
+        (but fills the optional ones with NA)."""
+        absent = [c for c in self.optional if c not in frame.columns]
+        if absent:
+            frame = frame.assign(**{c: pd.Series(index=frame.index, dtype=self.columns[c]) for c in absent})
         missing = [c for c in self.columns if c not in frame.columns]
         if missing:
             where = f"{source}: " if source else ""
@@ -222,17 +246,44 @@ METRICS = Table(
     sort=(*RUN_KEYS, "epoch", "split", "layer"),
 )  # fmt: skip
 
-#: Settings of a dependence estimator, one column each; a setting is one distinct combination.
-DEPENDENCE_SETTINGS = ("estimator", "kernel_x", "kernel_y", "kernel_z", "sigma", "bandwidth", "epsilon", "batch_size")
+#: Settings of a dependence estimator, one column each; a setting is one distinct combination
+#: (a key an estimator does not use is missing in its rows: NaN / <NA>). `sigma`: the Gaussian
+#: width parameter (nocco/CKA: sigma of the bandwidth rule; renyi with width "fixed": the kernel
+#: width itself). `unit`: "" for nHSIC and CKA (unitless), "bits" or "nats" for mutual information.
+DEPENDENCE_SETTINGS = (
+    "estimator", "kernel_x", "kernel_y", "kernel_z", "sigma", "bandwidth", "epsilon",
+    "alpha", "width", "k", "noise_variance", "relative", "bins", "bin_range", "unit", "batch_size",
+)  # fmt: skip
 
+#: One row per run × snapshot epoch × layer × estimator setting. Values are means over the
+#: n_batches consecutive evaluation batches of batch_size eval samples (`*_std`: population std
+#: over batches). The evidence: `null_*` the same estimator with Z's samples permuted against X
+#: and Y (`permutations` joint permutations; mean and std over permutations and batches; NaN
+#: where the estimator has no meaningful null, e.g. I(X;T) of kde and binning, which does not
+#: involve X), `excess_* = value - null mean`, `p_*` the permutation p-value of the reported
+#: (batch-mean) value, (1 + #{null batch-means >= value}) / (1 + permutations). nocco only:
+#: `ceiling_zz` = nHSIC(Z;Z), `ceiling_xx`, `ceiling_yy` of the batch. binning only:
+#: `saturation_bound` = log2 of the batch size (the largest I(X;T) can be); `range_max` the
+#: upper end of the run_max bin range. Diagnostics of the layer: `mean_sq_activation` (per
+#: dimension), `median_distance` (median pairwise distance / sqrt(d)), `bandwidth_ratio`
+#: (median D_ij / (2 s^2) with s the Gaussian Z kernel's bandwidth; << 1: near-linear regime).
 DEPENDENCE = Table(
     "dependence",
     {**_RUN_COLUMNS, "epoch": "int64", "layer": "int64", "layer_name": "string",
      "estimator": "string", "kernel_x": "string", "kernel_y": "string", "kernel_z": "string",
-     "sigma": "float64", "bandwidth": "string", "epsilon": "float64", "batch_size": "int64",
-     "n_samples": "int64", "n_batches": "int64",
-     "value_xz": "float64", "value_xz_std": "float64", "value_yz": "float64", "value_yz_std": "float64"},
-    sort=(*RUN_KEYS, "estimator", "epoch", "layer"),
+     "sigma": "float64", "bandwidth": "string", "epsilon": "float64",
+     "alpha": "float64", "width": "string", "k": "Int64", "noise_variance": "float64", "relative": "boolean",
+     "bins": "Int64", "bin_range": "string", "range_max": "float64", "unit": "string",
+     "batch_size": "int64", "n_samples": "int64", "n_batches": "int64", "permutations": "int64",
+     "value_xz": "float64", "value_xz_std": "float64", "null_xz_mean": "float64", "null_xz_std": "float64",
+     "excess_xz": "float64", "p_xz": "float64",
+     "value_yz": "float64", "value_yz_std": "float64", "null_yz_mean": "float64", "null_yz_std": "float64",
+     "excess_yz": "float64", "p_yz": "float64",
+     "ceiling_zz": "float64", "ceiling_xx": "float64", "ceiling_yy": "float64", "saturation_bound": "float64",
+     "mean_sq_activation": "float64", "median_distance": "float64", "bandwidth_ratio": "float64"},
+    sort=(*RUN_KEYS, *DEPENDENCE_SETTINGS, "epoch", "layer"),
+    optional=("alpha", "width", "k", "noise_variance", "relative", "bins", "bin_range", "range_max",
+              "saturation_bound"),
 )  # fmt: skip
 
 PROBES = Table(

@@ -1,14 +1,16 @@
-"""The dependence stage: dependence between every layer Z and the input X / the label Y, on
-every snapshot of one run (the estimators of `infoplane.hsic`).
+"""The dependence stage: how much every layer Z depends on the input X and the label Y, on
+every snapshot of one run, each value with its evidence (the engine: `infoplane.hsic`).
 
-Reads the eval set (inputs X, labels Y) and the run's snapshot files and returns one row per
-(epoch, layer, estimator setting) of the `contracts.DEPENDENCE` table, with every estimator
-setting recorded next to the values.
+Reads the eval set (inputs X, labels Y) and the run's snapshot files and returns the run's
+`contracts.DEPENDENCE` table: one row per (epoch, layer, estimator setting), with the
+permutation null, excess, p-value, the nocco ceilings and the layer's scale diagnostics.
+The permutations are seeded by the run and the epoch, so results are reproducible.
 """
 
 from __future__ import annotations
 
 import logging
+import zlib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -16,44 +18,80 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
-from . import contracts, hsic
+from . import contracts, hsic, runtime
 
 log = logging.getLogger("infoplane")
 
+#: Keys of the measurement section that describe the kernel estimators (lists allowed).
+KERNEL_KEYS = ("kernel_x", "kernel_y", "kernel_z", "sigma", "bandwidth", "epsilon")
+#: Purpose of the derived permutation seed (see runtime.derived_seed).
+_NULL_SEED = 11
 
-def measure_snapshot(eval_set: contracts.EvalSet, snapshot: contracts.Snapshot, settings: Mapping,
-                     device: torch.device) -> pd.DataFrame:
+
+def settings(section: Mapping) -> list[dict]:
+    """The distinct estimator settings of the config's `dependence` section, in order.
+
+    Kernel estimators (nocco, CKAs) take the section's kernel keys; an estimator with its own
+    sub-section (`renyi`, `kde`, `binning`) takes its settings from there. Every value may be a
+    list: each combination is its own setting (`hsic.expand_settings`), except `bin_range`, whose
+    [lo, hi] pair is one value."""
+    out: list[dict] = []
+    for name in section["estimators"]:
+        own = section.get(name)
+        if isinstance(own, Mapping):
+            keys = {k: ([v] if k == "bin_range" else v) for k, v in own.items()}
+        else:
+            keys = {k: section[k] for k in KERNEL_KEYS}
+        out += hsic.expand_settings({"estimators": [name], **keys})
+    return out
+
+
+def null_seed(run: contracts.Run, epoch: int) -> int:
+    """The permutation seed of one snapshot: derived from the run and the epoch."""
+    return runtime.derived_seed(zlib.crc32(run.path.encode()), run.seed, epoch, _NULL_SEED)
+
+
+def _run_max(snapshot_paths: Sequence[Path], eval_set: contracts.EvalSet) -> list[float]:
+    """Per layer, its largest activation over all snapshots of the run (binning's run_max range)."""
+    peak: list[float] | None = None
+    for snap in contracts.read_snapshots(snapshot_paths, eval_set):
+        values = [float(z.float().max()) for z in snap.layers]
+        peak = values if peak is None else [max(a, b) for a, b in zip(peak, values)]
+    return peak or []
+
+
+def measure_snapshot(eval_set: contracts.EvalSet, snapshot: contracts.Snapshot, section: Mapping,
+                     device: torch.device, run_max: Sequence[float] | None = None) -> pd.DataFrame:
     """The dependence rows of one snapshot (all layers × estimator settings)."""
-    scores = hsic.layer_scores(
-        eval_set.x,
-        eval_set.y,
-        snapshot.layers,
-        layer_names=snapshot.layer_names,
-        batch_size=settings["batch_size"],
-        estimators=settings["estimators"],
-        kernel_x=settings["kernel_x"],
-        kernel_y=settings["kernel_y"],
-        kernel_z=settings["kernel_z"],
-        sigma=settings["sigma"],
-        epsilon=settings["epsilon"],
-        bandwidth=settings["bandwidth"],
-        num_classes=eval_set.num_classes,
-        device=device,
-    )
-    scores = scores.rename(columns=lambda c: c.replace("nhsic_", "value_"))
-    for key in ("kernel_x", "kernel_y", "kernel_z", "sigma", "bandwidth", "epsilon", "batch_size"):
-        scores[key] = settings[key]
-    scores["epoch"] = snapshot.epoch
-    for key, value in snapshot.run.columns().items():
-        scores[key] = value
-    return scores
+    common = dict(batch_size=section["batch_size"], permutations=section["permutations"],
+                  seed=null_seed(snapshot.run, snapshot.epoch), num_classes=eval_set.num_classes, device=device)
+    chosen = settings(section)
+    per_layer = [s for s in chosen if s.get("bin_range") == "run_max"]
+    shared = [s for s in chosen if s.get("bin_range") != "run_max"]
+    frames = []
+    if shared:
+        frames.append(hsic.measure_snapshot(eval_set.x, eval_set.y, snapshot.layers, shared,
+                                            layer_names=snapshot.layer_names, **common))
+    for index, (name, z) in enumerate(zip(snapshot.layer_names, snapshot.layers)):
+        if not per_layer:
+            break
+        resolved = [{**s, "range_max": max(run_max[index], 0.0)} for s in per_layer]
+        frame = hsic.measure_snapshot(eval_set.x, eval_set.y, [z], resolved, layer_names=[name], **common)
+        frames.append(frame.assign(layer=index))
+    table = pd.concat(frames, ignore_index=True)
+    if "bin_range" in table:
+        table["bin_range"] = [None if v is None else v if isinstance(v, str) else f"[{v[0]:g}, {v[1]:g}]"
+                              for v in table["bin_range"]]
+    return table.assign(epoch=snapshot.epoch, **snapshot.run.columns())
 
 
-def measure_run(eval_set_path: Path, snapshot_paths: Sequence[Path], settings: Mapping,
+def measure_run(eval_set_path: Path, snapshot_paths: Sequence[Path], section: Mapping,
                 device: torch.device) -> pd.DataFrame:
     """The dependence table of one run: every snapshot, every layer, every estimator setting."""
     eval_set = contracts.read_eval_set(eval_set_path)
+    needs_run_max = any(s.get("bin_range") == "run_max" for s in settings(section))
+    run_max = _run_max(snapshot_paths, eval_set) if needs_run_max else None
     snapshots = contracts.read_snapshots(snapshot_paths, eval_set)
-    frames = [measure_snapshot(eval_set, snap, settings, device)
+    frames = [measure_snapshot(eval_set, snap, section, device, run_max)
               for snap in tqdm(snapshots, desc="snapshots", mininterval=2.0, disable=False)]
     return contracts.DEPENDENCE.conform(pd.concat(frames, ignore_index=True))

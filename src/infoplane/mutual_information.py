@@ -44,21 +44,12 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from .hsic import ESTIMATORS, SETTING_KEYS, Scores
+
 # Approximate cap on the float64 elements of the temporaries built at once: 2**25 = 256 MiB.
 STACK_BUDGET_ELEMENTS = 2**25
 
 LOG2E = 1.0 / math.log(2.0)
-
-
-@dataclass
-class Scores:
-    """Per-batch estimates of one layer under one setting (the engine's result record)."""
-
-    value_xz: torch.Tensor  # (B,) estimate of I(X;Z)
-    value_yz: torch.Tensor  # (B,) estimate of I(Y;Z)
-    null_xz: torch.Tensor | None  # (B, P) estimate on (X, Z[perm]); None = no meaningful null
-    null_yz: torch.Tensor | None  # (B, P) estimate on (Y, Z[perm])
-    extra: dict[str, torch.Tensor] = field(default_factory=dict)  # optional (B,) evidence
 
 
 # --------------------------------------------------------------------------- input checks
@@ -148,7 +139,9 @@ def _integer(value, key: str, estimator: str) -> int:
 
 
 def _resolve(setting: Mapping | None, defaults: Mapping, estimator: str) -> dict:
-    setting = dict(setting or {})
+    """Defaults filled in; the engine's own keys (the estimator's name, kernel keys it leaves None)
+    are dropped, any other unknown key is refused."""
+    setting = {k: v for k, v in dict(setting or {}).items() if k in defaults or k not in SETTING_KEYS}
     unknown = sorted(set(setting) - set(defaults))
     if unknown:
         raise ValueError(
@@ -344,6 +337,14 @@ class RenyiEstimator:
     def unit_for(self, setting: Mapping | None = None) -> str:
         return self.unit
 
+    def used_keys(self, setting: Mapping) -> tuple[str, ...]:
+        """The keys a setting uses: sigma only for the fixed width, k only for knn."""
+        width = setting.get("width", self.DEFAULTS["width"])
+        return ("alpha", "width", *(("k",) if width == "knn" else ()), *(("sigma",) if width == "fixed" else ()))
+
+    def check_setting(self, setting: Mapping) -> None:
+        self.resolve_setting(setting)
+
     def _width_key(self, s: dict) -> tuple:
         if s["width"] == "knn":
             return ("knn", s["k"])
@@ -482,6 +483,9 @@ class KDEEstimator:
 
     def unit_for(self, setting: Mapping | None = None) -> str:
         return self.resolve_setting(setting)["unit"]
+
+    def check_setting(self, setting: Mapping) -> None:
+        self.resolve_setting(setting)
 
     def reference_key(self, role: str, setting: Mapping | None) -> tuple:
         self.resolve_setting(setting)
@@ -653,6 +657,13 @@ class BinningEstimator:
             )
         return s
 
+    def used_keys(self, setting: Mapping) -> tuple[str, ...]:
+        """range_max only for bin_range run_max (the stage resolves it per layer and run)."""
+        return ("bins", "bin_range", *(("range_max",) if setting.get("bin_range") == "run_max" else ()))
+
+    def check_setting(self, setting: Mapping) -> None:
+        self.resolve_setting(setting)
+
     def unit_for(self, setting: Mapping | None = None) -> str:
         return self.unit
 
@@ -751,6 +762,8 @@ MI_ESTIMATORS: dict[str, type] = {
     KDEEstimator.name: KDEEstimator,
     BinningEstimator.name: BinningEstimator,
 }
+for _name, _cls in MI_ESTIMATORS.items():
+    ESTIMATORS.register(_name)(_cls())
 
 
 BENCHMARK_CASES = ((7, 128, 784), (7, 128, 3072), (1, 1000, 784), (1, 1000, 3072))

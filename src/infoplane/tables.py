@@ -22,10 +22,10 @@ def concat(table: contracts.Table, paths: Sequence[Path]) -> pd.DataFrame:
     return table.conform(pd.concat(frames, ignore_index=True))
 
 
-def write_tables(inputs: Mapping[str, Sequence[Path]], output_root: Path) -> dict[str, Path]:
-    """Concatenate and write every table of `inputs` (name -> per-run files) under `output_root`."""
+def write_tables(inputs: Mapping[str, Sequence[Path]], tables_dir: Path) -> dict[str, Path]:
+    """Concatenate and write every table of `inputs` (name -> per-run files) into `tables_dir`."""
     written = {}
     for name, paths in inputs.items():
-        written[name] = contracts.path("table", output_root, table=name)
+        written[name] = contracts.table_file(tables_dir, name)
         contracts.TABLES[name].write(concat(contracts.TABLES[name], paths), written[name])
     return written

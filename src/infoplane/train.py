@@ -215,19 +215,20 @@ def train_run(
     run: Run,
     settings: Mapping,
     eval_set_path: Path,
-    output_root: Path,
+    run_dir: Path,
     device: torch.device,
     stop_after: int | None = None,
 ) -> pd.DataFrame | None:
     """Train (or resume) one run; `stop_after` ends early after that epoch (tests of resume).
 
-    Writes the run's outputs where `contracts.PATHS` puts them under `output_root`."""
+    Writes the run's files (`contracts.RUN_FILES`) into its folder `run_dir`
+    (results/train/<run>/ in the workflow)."""
     eval_set = contracts.read_eval_set(eval_set_path)
     epochs = settings["training"]["epochs"]
     snap_epochs = set(settings["snapshots"]["epochs"])
     signature = settings_signature(run, settings, device)
-    state_path = contracts.path("checkpoint", output_root, run=run)
-    staged = contracts.path("staged_snapshots", output_root, run=run)
+    state_path = contracts.run_file(run_dir, "checkpoint")
+    staged = contracts.run_file(run_dir, "staged_snapshots")
 
     trainer = Trainer(run, settings, eval_set, device)
     start, history = 0, []
@@ -265,8 +266,8 @@ def train_run(
 
     for epoch in sorted(snap_epochs):
         name = contracts.SNAPSHOT_NAME.format(epoch=epoch)
-        _publish(staged / name, contracts.path("snapshot", output_root, run=run, epoch=epoch))
-    return contracts.METRICS.write(pd.DataFrame(history), contracts.path("metrics", output_root, run=run))
+        _publish(staged / name, contracts.run_file(run_dir, "snapshot", epoch=epoch))
+    return contracts.METRICS.write(pd.DataFrame(history), contracts.run_file(run_dir, "metrics"))
 
 
 def _stage(trainer: Trainer, epoch: int, staged: Path) -> None:

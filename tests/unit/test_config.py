@@ -24,7 +24,8 @@ def _load(tmp_path, **changes):
 def test_default_config_is_valid_and_filled():
     config = ipconfig.load(REPO / "config.yaml")
     assert config["modes"] == ["e2e", "layerwise-ce"]
-    assert config["dependence"]["estimators"] == ["nocco"] and config["dependence"]["sigma"] == 5.0
+    assert config["dependence"]["estimators"] == ["nocco", "cka_unbiased"] and config["dependence"]["sigma"] == 5.0
+    assert config["dependence"]["permutations"] == 32 and config["dependence"]["renyi"]["alpha"] == 1.01
     assert ipconfig.snapshot_epochs(config) == list(range(0, 21, 2))
     assert config["training"]["epochs_per_block"] is None  # schema default filled in
     assert config["training"]["schedule"] == {"name": "none", "milestones": [], "gamma": 0.2}  # nested defaults
@@ -85,6 +86,11 @@ def test_every_experiment_config_is_valid(path):
         ({"snapshots__eval_size": 100000}, r"'snapshots.eval_size' = 100000: larger than the test split of 'mnist5k' \(1,000 images\); allowed: 2..1000"),
         ({"training__optimizer": "adagrad"}, r"'training.optimizer' = 'adagrad': unknown optimizer; allowed: adam, adamw, sgd"),
         ({"training__schedule": {"name": "linear"}}, r"'training.schedule.name' = 'linear': unknown schedule; allowed: cosine, multistep, none"),
+        ({"dependence__bandwidth": ["fixed", "widest"]}, r"'dependence.bandwidth' = 'widest': unknown bandwidth rule"),
+        ({"dependence__estimators": ["renyi"], "dependence__renyi": {"alpha": 1}},
+         r"'dependence.renyi': renyi: alpha must be > 0 and != 1"),
+        ({"dependence__estimators": ["renyi"], "dependence__renyi": {"width": "fixed"}},
+         r"'dependence.renyi': setting for estimator 'renyi' lacks sigma"),
         ({"output_root": ""}, r"'output_root' = '': empty"),
         ({"output_root": "/"}, r"'output_root' = '/': the filesystem root"),
         ({"output_root": "."}, r"'output_root' = '.': the working directory itself"),

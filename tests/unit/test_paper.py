@@ -167,10 +167,11 @@ def test_build_writes_tables_figures_and_claims(tmp_path):
 
 def test_cli_with_one_seed_and_one_mode(tmp_path, caplog):
     for name, frame in zip(contracts.TABLES, synth(modes=("e2e",), seeds=(0,))):
-        contracts.TABLES[name].write(frame, contracts.path("table", tmp_path, table=name))
+        contracts.TABLES[name].write(frame, contracts.table_file(tmp_path / "tables", name))
+    out = tmp_path / "paper"
     with caplog.at_level("INFO", logger="infoplane"):
-        assert cli.main(["paper", "--output-root", str(tmp_path), "--experiment", "tiny"]) == 0
-    out = contracts.path("paper", tmp_path)
+        args = ["paper", "--tables", str(tmp_path / "tables"), "--out-dir", str(out), "--experiment", "tiny"]
+        assert cli.main(args) == 0
     claims = contracts.CLAIMS.read(out / "claims.parquet")
     assert set(claims["verdict"]) == {"inconclusive"}
     assert "1 seed per cell" in (out / "table1_accuracy.md").read_text()

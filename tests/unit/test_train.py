@@ -37,7 +37,8 @@ def _run(mode="layerwise-ce", arch="mlp"):
 
 
 def _train(root, eval_path, mode="layerwise-ce", arch="mlp", stop_after=None, settings=SETTINGS):
-    return train.train_run(_run(mode, arch), settings, eval_path, root, CPU, stop_after)
+    run = _run(mode, arch)
+    return train.train_run(run, settings, eval_path, contracts.path("train", root, run=run), CPU, stop_after)
 
 
 def _snapshot(root, epoch, mode="layerwise-ce", arch="mlp"):

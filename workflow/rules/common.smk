@@ -1,6 +1,7 @@
 # Config validation, the run grid, paths and input functions. Logic lives in src/infoplane.
 import itertools
 import json
+import os
 
 from snakemake.utils import validate
 

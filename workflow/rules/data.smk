@@ -15,7 +15,6 @@ rule data:
         runtime=30,
     params:
         settings=settings("data"),
-        root=R,
     shell:
         "infoplane data --dataset {wildcards.dataset} --settings {params.settings:q}"
-        " --output-root {params.root:q} > {log:q} 2>&1"
+        " --out {output:q} > {log:q} 2>&1"

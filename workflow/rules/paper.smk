@@ -42,7 +42,9 @@ rule paper:
         claims_md=f"{PAPER}/claims.md",
         claims_table=f"{PAPER}/claims.parquet",
         table_files=expand(
-            f"{PAPER}/{{table}}.{{ext}}", table=PAPER_TABLES, ext=["parquet", "md", "tex"]
+            f"{PAPER}/{{table}}.{{ext}}",
+            table=PAPER_TABLES,
+            ext=["parquet", "md", "tex"],
         ),
         figures=[
             report(
@@ -63,7 +65,8 @@ rule paper:
         runtime=20,
     params:
         experiment=config["experiment"],
-        root=R,
+        tables=lambda wildcards, input: os.path.dirname(input[0]),
+        out_dir=lambda wildcards, output: os.path.dirname(output.claims_md),
     shell:
-        "infoplane paper --output-root {params.root:q} --experiment {params.experiment:q}"
-        " > {log:q} 2>&1"
+        "infoplane paper --tables {params.tables:q} --out-dir {params.out_dir:q}"
+        " --experiment {params.experiment:q} > {log:q} 2>&1"

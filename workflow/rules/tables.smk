@@ -17,7 +17,7 @@ rule tables:
         mem_mb=2000,
         runtime=10,
     params:
-        root=R,
+        out_dir=lambda wildcards, output: os.path.dirname(output[0]),
     shell:
         "infoplane tables --metrics {input.metrics:q} --dependence {input.dependence:q}"
-        " --probes {input.probes:q} --output-root {params.root:q} > {log:q} 2>&1"
+        " --probes {input.probes:q} --out-dir {params.out_dir:q} > {log:q} 2>&1"

@@ -19,8 +19,8 @@ rule train:
         run=run_id,
         settings=settings("train"),
         device=config["device"],
-        root=R,
+        run_dir=lambda wildcards, output: os.path.dirname(output.metrics),
     shell:
         "infoplane train --run {params.run:q} --eval-set {input.eval_set:q}"
-        " --settings {params.settings:q} --output-root {params.root:q}"
+        " --settings {params.settings:q} --out-dir {params.run_dir:q}"
         " --device {params.device} --threads {threads} > {log:q} 2>&1"

@@ -36,40 +36,52 @@ def mode_order(modes: Iterable[str]) -> list[str]:
 
 
 def _fmt_number(value) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
+    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
         return ""
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
+#: How each setting column appears in a label, in order (kernels are shown as one triple).
+_LABEL_PARTS = (("sigma", "σ={}"), ("bandwidth", "bandwidth {}"), ("epsilon", "ε={}"), ("alpha", "α={}"),
+                ("width", "width {}"), ("k", "k={}"), ("noise_variance", "s²={}"), ("relative", "relative {}"),
+                ("bins", "{} bins"), ("bin_range", "range {}"))
+
+
+def _setting_parts(row) -> list[str]:
+    """The non-empty settings of a row (a key its estimator does not use is NA and left out)."""
+    parts = []
+    if _fmt_number(row["kernel_x"]):
+        parts.append(f"kernels X/Y/Z {row['kernel_x']}/{row['kernel_y']}/{row['kernel_z']}")
+    for key, text in _LABEL_PARTS:
+        value = _fmt_number(row[key])
+        if value and not (key == "bandwidth" and value == "fixed") and not (key == "relative" and value == "False"):
+            parts.append(text.format(value))
+    return parts
+
+
 def setting_label(row) -> str:
-    """Human label of one estimator setting, e.g. 'nocco; kernels X/Y/Z gaussian/linear/gaussian; σ=5; ε=1e-05; batch m=128'."""
-    parts = [str(row["estimator"]), f"kernels X/Y/Z {row['kernel_x']}/{row['kernel_y']}/{row['kernel_z']}"]
-    sigma, bandwidth = _fmt_number(row["sigma"]), _fmt_number(row["bandwidth"])
-    if sigma:
-        parts.append(f"σ={sigma}")
-    if bandwidth and bandwidth not in ("fixed", "none", "None"):
-        parts.append(f"bandwidth {bandwidth}")
-    parts.append(f"ε={_fmt_number(row['epsilon'])}")
-    parts.append(f"batch m={_fmt_number(row['batch_size'])}")
-    return "; ".join(parts)
+    """Human label of one estimator setting, e.g. 'nocco; kernels X/Y/Z gaussian/onehot/gaussian; σ=5;
+    ε=1e-05; batch m=128' or 'binning; 30 bins; range snapshot; batch m=128' (unit in brackets for MI)."""
+    unit = _fmt_number(row["unit"])
+    head = f"{row['estimator']} [{unit}]" if unit else str(row["estimator"])
+    return "; ".join([head, *_setting_parts(row), f"batch m={_fmt_number(row['batch_size'])}"])
 
 
 def setting_slug(row) -> str:
     """File-name-safe id of one estimator setting."""
-    text = "-".join(
-        [str(row["estimator"]), str(row["kernel_x"]), str(row["kernel_y"]), str(row["kernel_z"])]
-        + [f"s{_fmt_number(row['sigma'])}", f"bw{_fmt_number(row['bandwidth'])}"]
-        + [f"e{_fmt_number(row['epsilon'])}", f"m{_fmt_number(row['batch_size'])}"]
-    )
+    text = "-".join([str(row["estimator"]), *_setting_parts(row), f"m{_fmt_number(row['batch_size'])}"])
+    text = text.replace("kernels X/Y/Z ", "").replace("/", "-").replace("σ=", "s").replace("ε=", "e")
+    text = text.replace("α=", "a").replace("s²=", "nv").replace("bandwidth ", "bw")
     return re.sub(r"[^A-Za-z0-9.+-]+", "_", text)
 
 
 def with_settings(dependence: pd.DataFrame) -> pd.DataFrame:
     """The dependence table plus `setting` (label) and `setting_slug` columns."""
     dependence = dependence.copy()
-    keys = dependence[SETTING_COLUMNS].astype(str).agg("|".join, axis=1)
+    keys = pd.Series(["|".join(map(str, row)) for row in dependence[SETTING_COLUMNS].itertuples(index=False)],
+                     index=dependence.index)
     first = dependence.groupby(keys, sort=False).head(1)
     labels = {k: setting_label(r) for k, (_, r) in zip(keys.loc[first.index], first.iterrows())}
     slugs = {k: setting_slug(r) for k, (_, r) in zip(keys.loc[first.index], first.iterrows())}
@@ -148,9 +160,9 @@ class Inputs:
         )
 
     @classmethod
-    def read(cls, output_root: str) -> Inputs:
-        """The tables of results/tables/ under `output_root`, each checked against its contract."""
-        tables = {name: t.read(contracts.path("table", output_root, table=name)) for name, t in contracts.TABLES.items()}
+    def read(cls, tables_dir: str) -> Inputs:
+        """The tables in `tables_dir` (results/tables/), each checked against its contract."""
+        tables = {name: t.read(contracts.table_file(tables_dir, name)) for name, t in contracts.TABLES.items()}
         return cls.from_frames(tables["metrics"], tables["dependence"], tables["probes"])
 
     def settings(self) -> list[tuple[str, str]]:
