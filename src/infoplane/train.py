@@ -60,7 +60,7 @@ class Trainer:
         runtime.make_deterministic(device)
         runtime.seed_everything(run.seed)
 
-        # prepare_data downloaded it if allowed: no two training jobs download at once
+        # the data stage downloaded it if allowed: no two training jobs download at once
         dataset = data.load(run.dataset, settings["data"]["root"], download=False)
         self.dataset = dataset
         keep = data.subset_indices(len(dataset.train_y), settings["data"]["train_limit"])
