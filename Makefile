@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 CORES ?= 8
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint clean-results
+.PHONY: run test lint gpu-check clean-results
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -21,6 +21,10 @@ run: $(STAMP)
 ## test: the whole test suite
 test: $(STAMP)
 	PATH=$(abspath $(BIN)):$$PATH python -m pytest $(PYTEST_ARGS)
+
+## gpu-check: on a CUDA machine, every GPU path once with one summary (tests/gpu/check.py); exits 0 without CUDA
+gpu-check: $(STAMP)
+	PATH=$(abspath $(BIN)):$$PATH python tests/gpu/check.py
 
 ## lint: snakemake --lint and snakefmt --check
 lint: $(STAMP)

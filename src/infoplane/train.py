@@ -54,14 +54,16 @@ def _batches(n: int, batch_size: int, generator: torch.Generator | None):
 class Trainer:
     """Holds the data, model and mode of one run and walks its epochs."""
 
-    def __init__(self, run: Run, settings: Mapping, eval_set: contracts.EvalSet, device: torch.device) -> None:
+    def __init__(self, run: Run, settings: Mapping, eval_set: contracts.EvalSet, device: torch.device,
+                 dataset: data.Dataset | None = None) -> None:
+        """`dataset`: the loaded data of `run.dataset` (default: load it; benchmarks pass synthetic data)."""
         self.run, self.settings, self.device = run, settings, device
         self.training = dict(settings["training"])
         runtime.make_deterministic(device)
         runtime.seed_everything(run.seed)
 
         # the data stage downloaded it if allowed: no two training jobs download at once
-        dataset = data.load(run.dataset, settings["data"]["root"], download=False)
+        dataset = dataset or data.load(run.dataset, settings["data"]["root"], download=False)
         self.dataset = dataset
         keep = data.subset_indices(len(dataset.train_y), settings["data"]["train_limit"])
         self.train_x = dataset.train_x[keep].to(device)

@@ -27,3 +27,6 @@ def test_benchmark_quick_smoke_run():
     protocol = next(line for line in lines if line.startswith("| lenet5 (28 px) | 200 | 3 x 64 | 5 |"))
     assert protocol.split("|")[9].strip().endswith("%")  # what the null adds
     assert sum(line.startswith(("| 64 | 0.", "| 128 | 0.")) for line in lines) == 2  # the ridge table
+    mi_rows = [line for line in lines if line.startswith(("| renyi |", "| kde |", "| binning |"))]
+    assert len(mi_rows) == 3 * 2  # each MI estimator without and with the null
+    assert all(float(r.split("|")[-2]) > 0 for r in mi_rows)

@@ -334,6 +334,36 @@ def machine(device: torch.device) -> str:
     return f"{name}, {os.cpu_count()} logical CPUs"
 
 
+#: (B, m, d) of the MI rows: the paper protocol's 7 batches of 128, and one batch of 1000.
+MI_CASES = ((7, 128, 784), (7, 128, 3072), (1, 1000, 784), (1, 1000, 3072))
+
+
+def mi_table(cases, device: torch.device, repeat_seconds: float, permutations=(0, 32)) -> None:
+    """Seconds to prepare X and Y and to score one layer (with 0 and 32 permutations) per MI estimator."""
+    from infoplane import config, dependence
+    from infoplane.hsic import ESTIMATORS
+    from infoplane.mutual_information import MI_ESTIMATORS
+
+    gen = torch.Generator().manual_seed(0)
+    print("| estimator | B | m | d | P | prepare_s | score_s |")
+    print("|---|---|---|---|---|---|---|")
+    for batches, m, d in cases:
+        x = torch.randn(batches, m, d, generator=gen)
+        z = torch.tanh(x[..., torch.randperm(d, generator=gen)] + 0.5 * torch.randn(batches, m, d, generator=gen))
+        x, z = x.to(device), z.to(torch.float16).to(device)
+        y = torch.randint(0, 10, (batches, m), generator=gen).to(device)
+        for count in permutations:
+            perms = torch.argsort(torch.rand(batches, count, m, generator=gen), dim=-1).to(device) if count else None
+            for name in MI_ESTIMATORS:
+                est = ESTIMATORS.get(name)
+                (setting,) = dependence.settings({**config.defaults("dependence"), "estimators": [name]})
+                refs = (est.prepare(x, "x", setting), est.prepare(y, "y", setting))
+                times = best_times({"prepare": lambda: (est.prepare(x, "x", setting), est.prepare(y, "y", setting)),
+                                    "score": lambda: est.score(*refs, z, setting, perms)}, device, repeat_seconds)
+                prepare_s, score_s = times["prepare"], times["score"]
+                print(f"| {name} | {batches} | {m} | {d} | {count} | {prepare_s:.3g} | {score_s:.3g} |", flush=True)
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="tiny sizes, for a smoke run in seconds")
@@ -346,7 +376,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--repeat-seconds", type=float, default=2.0)
     p.add_argument("--naive-max-gib", type=float, default=4.0, help="largest m*m*d float32 tensor to try")
     p.add_argument("--max-gib", type=float, default=4.0, help="largest X + Z input pair to try")
-    p.add_argument("--skip", default="", help="comma-separated tables to skip: pair,cka,protocol,ridge,precision")
+    p.add_argument("--skip", default="", help="comma-separated tables to skip: pair,cka,protocol,mi,ridge,precision")
     args = p.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",")]
     dims = [int(s) for s in args.dims.split(",")]
@@ -375,6 +405,10 @@ def main(argv: list[str] | None = None) -> None:
         print(f"\n## The paper protocol: {samples} samples in batches of {batch}, nocco, float16 activations\n",
               flush=True)
         protocol_table(archs, samples, batch, args.permutations, device, args.repeat_seconds)
+    if "mi" not in skip:
+        print("\n## Mutual-information estimators (default settings; float16 layer; prepare = X and Y "
+              "references, score = one layer with its null)\n", flush=True)
+        mi_table(MI_CASES if not args.quick else ((2, 64, 256),), device, args.repeat_seconds)
     if "ridge" not in skip:
         print("\n## Forming R (float64): I - eps m C^-1 from the Cholesky factor vs the solve vs eigh\n", flush=True)
         ridge_table(sizes, device, args.repeat_seconds)
