@@ -131,6 +131,13 @@ def mlp(in_shape: Sequence[int], num_classes: int, widths: Sequence[int] = (512,
     return BlockNet(blocks, nn.Linear(width_in, num_classes), names, in_shape, num_classes)
 
 
+@ARCHS.register("mlp6")
+def mlp6(in_shape: Sequence[int], num_classes: int) -> BlockNet:
+    """A deeper fully connected ReLU network: six Linear+ReLU blocks (256, 256, 128, 128, 64, 64),
+    so that layer differentiation can be studied over more than four blocks on a CPU."""
+    return mlp(in_shape, num_classes, widths=(256, 256, 128, 128, 64, 64))
+
+
 @ARCHS.register("lenet5")
 def lenet5(in_shape: Sequence[int], num_classes: int) -> BlockNet:
     """Classic LeNet-5 with ReLU: conv6-pool, conv16-pool, fc120, fc84, classifier.

@@ -16,7 +16,7 @@ from infoplane.models import ARCHS, MAX_HEAD_FEATURES
 IN_SHAPES = [(1, 28, 28), (1, 32, 32), (3, 28, 28), (3, 32, 32)]
 NUM_CLASSES = 7  # not 10, so that a hard-coded class count shows up
 #: number of blocks (layers before the classifier) of each architecture
-BLOCKS = {"mlp": 4, "lenet5": 4, "vgg11": 10, "resnet18": 9}
+BLOCKS = {"mlp": 4, "mlp6": 6, "lenet5": 4, "vgg11": 10, "resnet18": 9}
 
 
 def test_every_arch_has_a_known_block_count():
