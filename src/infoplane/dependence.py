@@ -80,8 +80,8 @@ def measure_snapshot(eval_set: contracts.EvalSet, snapshot: contracts.Snapshot, 
         frames.append(frame.assign(layer=index))
     table = pd.concat(frames, ignore_index=True)
     if "bin_range" in table:
-        table["bin_range"] = [None if v is None else v if isinstance(v, str) else f"[{v[0]:g}, {v[1]:g}]"
-                              for v in table["bin_range"]]
+        table["bin_range"] = [f"[{v[0]:g}, {v[1]:g}]" if isinstance(v, (list, tuple)) else v if isinstance(v, str)
+                              else None for v in table["bin_range"]]
     return table.assign(epoch=snapshot.epoch, **snapshot.run.columns())
 
 

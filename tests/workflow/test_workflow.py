@@ -269,3 +269,31 @@ def test_a_stage_runs_by_hand_on_a_snapshot_folder_and_matches_the_rule(sweep, t
     pd.testing.assert_frame_equal(
         contracts.DEPENDENCE.read(out), contracts.DEPENDENCE.read(contracts.path("dependence", root, run=run))
     )
+
+
+def test_every_estimator_runs_through_the_workflow_on_the_same_snapshots(tmp_path):
+    """Every registered estimator, with its null, measured by the dependence rule on one run's
+    snapshots: one row per epoch × layer × setting, the unit of each, its evidence columns."""
+    from infoplane.hsic import ESTIMATORS
+
+    config = copy.deepcopy(TINY)
+    estimators = ESTIMATORS.names()
+    config.update(modes=["e2e"], dependence={"estimators": estimators, "permutations": 4, "sigma": [1.0, 5.0]})
+    done = snakemake(tmp_path, write_config(tmp_path, config), "--cores", "2")
+    assert done.returncode == 0, done.stderr[-4000:]
+    table = contracts.DEPENDENCE.read(contracts.path("table", results(tmp_path), table="dependence"))
+    kernel = {"nocco", "nocco_normalized", "cka", "cka_unbiased"}
+    for name in estimators:
+        rows = table[table["estimator"] == name]
+        settings = 2 if name in kernel else 1  # the sigma grid multiplies the kernel estimators only
+        assert len(rows) == 3 * 5 * settings, name  # epochs 0, 1, 2 × (4 blocks + classifier)
+        assert np.isfinite(rows[["value_xz", "value_yz"]].to_numpy()).all(), name
+        assert rows["permutations"].eq(4).all() and rows["p_yz"].between(0.2, 1).all(), name  # 1/(1+4) <= p
+    assert set(table.loc[table["estimator"].isin(kernel), "unit"]) == {""}
+    assert set(table.loc[table["estimator"].isin(["renyi", "binning"]), "unit"]) == {"bits"}
+    assert set(table.loc[table["estimator"] == "kde", "unit"]) == {"nats"}
+    # I(X;T) of kde and binning does not involve X: no null; binning records its log2(m) bound
+    assert table.loc[table["estimator"].isin(["kde", "binning"]), "p_xz"].isna().all()
+    binning = table[table["estimator"] == "binning"]
+    assert (binning["saturation_bound"] == np.log2(128)).all() and (binning["value_xz"] <= 7 + 1e-9).all()
+    assert (contracts.path("paper", results(tmp_path)) / "claims.md").exists()
