@@ -112,21 +112,26 @@ def _train(parser: argparse.ArgumentParser) -> Callable[[argparse.Namespace], No
     return run
 
 
+def _measure(args: argparse.Namespace, stage: str, measure_run: Callable, table) -> None:
+    """What both measurement stages do: settings, device, measure every snapshot, write, log."""
+    settings = _settings(args, stage)
+    device = _start_job(args)
+    start = time.perf_counter()
+    frame = table.write(measure_run(args.eval_set, args.snapshots, settings, device), args.out)
+    final = frame[frame["epoch"] == frame["epoch"].max()]
+    log.info(
+        "%s: %d rows (%d epochs, %d layers) in %.1f s; settings %s", stage, len(frame), frame["epoch"].nunique(),
+        final["layer"].nunique(), time.perf_counter() - start, json.dumps(settings, sort_keys=True),
+    )  # fmt: skip
+
+
 def _dependence(parser: argparse.ArgumentParser) -> Callable[[argparse.Namespace], None]:
     _measurement_arguments(parser)
 
     def run(args: argparse.Namespace) -> None:
         from . import contracts, dependence
 
-        settings = _settings(args, "dependence")
-        device = _start_job(args)
-        start = time.perf_counter()
-        table = dependence.measure_run(args.eval_set, args.snapshots, settings, device)
-        contracts.DEPENDENCE.write(table, args.out)
-        log.info(
-            "dependence: %d rows (%d epochs) in %.1f s; settings %s",
-            len(table), table["epoch"].nunique(), time.perf_counter() - start, json.dumps(settings, sort_keys=True),
-        )  # fmt: skip
+        _measure(args, "dependence", dependence.measure_run, contracts.DEPENDENCE)
 
     return run
 
@@ -138,17 +143,7 @@ def _probe(parser: argparse.ArgumentParser) -> Callable[[argparse.Namespace], No
     def run(args: argparse.Namespace) -> None:
         from . import contracts, probe
 
-        settings = _settings(args, "probe")
-        device = _start_job(args)
-        start = time.perf_counter()
-        table = probe.probe_run(args.eval_set, args.snapshots, settings, device)
-        contracts.PROBES.write(table, args.out)
-        final = table[table["epoch"] == table["epoch"].max()]
-        log.info(
-            "probe: %d epochs × %d layers in %.1f s; settings %s; final-epoch test accuracy %s",
-            table["epoch"].nunique(), len(final), time.perf_counter() - start, json.dumps(settings, sort_keys=True),
-            ", ".join(f"{n}={a:.3f}" for n, a in zip(final["layer_name"], final["accuracy"])),
-        )  # fmt: skip
+        _measure(args, "probe", probe.probe_run, contracts.PROBES)
 
     return run
 
