@@ -196,6 +196,8 @@ def probe_run(eval_set_path: Path, snapshot_paths: Sequence[Path], settings: Map
               device: str | torch.device = "cpu") -> pd.DataFrame:
     """All snapshot epochs of one run -> the run's `contracts.PROBES` table."""
     eval_set = contracts.read_eval_set(eval_set_path)
-    frames = [probe_snapshot(snap, eval_set, settings, device)
-              for snap in contracts.read_snapshots(snapshot_paths, eval_set)]
+    files = contracts.snapshot_files(snapshot_paths)
+    if settings["epochs"] == "ends":
+        files = sorted({files[0], files[-1]}, key=contracts.snapshot_epoch)
+    frames = [probe_snapshot(snap, eval_set, settings, device) for snap in contracts.read_snapshots(files, eval_set)]
     return contracts.PROBES.conform(pd.concat(frames, ignore_index=True))

@@ -115,7 +115,7 @@ def test_cli_on_a_snapshot_folder_writes_the_contract_table(tmp_path):
     out = tmp_path / "run.parquet"
     args = ["probe", "--eval-set", str(eval_path), "--snapshots", str(folder), "--out", str(out)]
     assert cli.main(args + ["--settings", '{"train_fraction": 0.5, "split_seed": 0, "l2": 0.01, "max_iter": 100, '
-                            '"tolerance": 1e-6}', "--device", "cpu"]) == 0
+                            '"tolerance": 1e-6, "epochs": "all"}', "--device", "cpu"]) == 0
     table = contracts.PROBES.read(out)
     assert len(table) == 3 * 3
     assert table["epoch"].tolist() == [0, 0, 0, 2, 2, 2, 10, 10, 10]
@@ -125,6 +125,14 @@ def test_cli_on_a_snapshot_folder_writes_the_contract_table(tmp_path):
     # the clustered layer is separable; pure noise is near chance (4 classes)
     assert (table.loc[table.layer == 0, "accuracy"] == 1.0).all()
     assert (table.loc[table.layer == 2, "accuracy"] < 0.5).all()
+
+
+def test_probing_only_the_ends_keeps_the_first_and_the_last_snapshot(tmp_path):
+    eval_path, folder = _write_run(tmp_path, epochs=(10, 0, 2, 4))
+    table = probe.probe_run(eval_path, [folder], {**SETTINGS, "epochs": "ends"})
+    assert sorted(table["epoch"].unique()) == [0, 10]
+    full = probe.probe_run(eval_path, [folder], SETTINGS)
+    pd.testing.assert_frame_equal(table, full[full["epoch"].isin([0, 10])].reset_index(drop=True))
 
 
 def test_snapshot_for_another_eval_set_is_refused_by_the_cli(tmp_path, capsys):
