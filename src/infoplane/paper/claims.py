@@ -197,7 +197,7 @@ def evaluate_claims(dependence: pd.DataFrame, metrics: pd.DataFrame, options: Op
 def protocol_setting(dependence: pd.DataFrame) -> str | None:
     """The setting label of the paper's protocol (PROTOCOL; batch 128 preferred when several batch
     sizes were measured), or None when the table has no such rows."""
-    if dependence.empty:
+    if dependence.empty or not {*PROTOCOL, "setting", "batch_size"} <= set(dependence.columns):
         return None
     match = pd.Series(True, index=dependence.index)
     for key, want in PROTOCOL.items():

@@ -233,14 +233,16 @@ VERDICT_COLORS = {"holds": "#009E73", "fails": "#D55E00", "underpowered": "#E69F
                   "mixed": "#CC79A7", "descriptive": "#56B4E9"}  # fmt: skip
 
 
-def _claim_panel(ax, rows: pd.DataFrame, points: list[np.ndarray], xlabel: str, title: str) -> None:
-    """One setting: a line per comparison (y), its seeds as points, its mean (◆) and 90 % interval."""
+def _claim_panel(ax, rows: pd.DataFrame, points: list[np.ndarray], xlabel: str, title: str,
+                 xlim: tuple[float, float] | None = None) -> None:  # fmt: skip
+    """One setting: a line per comparison (y), its seeds as points, its mean (◆) and 90 % interval;
+    a comparison without a value says why."""
     finite = [0.0] + [float(v) for p in points for v in p]
     for r in rows.itertuples():
         finite += [float(v) for v in (r.mean, r.ci_low, r.ci_high) if np.isfinite(v)]
     low, high = min(finite), max(finite)
     pad = 0.08 * (high - low) if high > low else max(abs(high), 1.0) * 0.5
-    xmin, xmax = low - pad, high + pad
+    xmin, xmax = xlim or (low - pad, high + pad)
     labels = []
     for y, (r, pts) in enumerate(zip(rows.itertuples(), points)):
         color = VERDICT_COLORS.get(r.verdict, "#777777")
@@ -256,6 +258,9 @@ def _claim_panel(ax, rows: pd.DataFrame, points: list[np.ndarray], xlabel: str, 
                     if np.isinf(bound):  # no value can be excluded with so few seeds
                         ax.plot([edge], [y], marker=marker, color=color, ms=7, zorder=2)
             ax.plot([r.mean], [y], marker="D", color="black", ms=6, zorder=4)
+        elif not len(pts):
+            ax.text((xmin + xmax) / 2, y, _wrap(f"no value: {r.reason}", 70), ha="center", va="center", fontsize=6.5,
+                    color="0.3")  # fmt: skip
         who = f"{r.mode} vs {r.reference_mode}" if r.reference_mode else str(r.mode)
         part = f" [{r.part}{'' if r.primary else ', secondary'}]" if r.part else ""
         labels.append(f"{who}{part}\n{r.verdict}, {r.n_seeds} seed{'s' * (r.n_seeds != 1)}")
@@ -313,9 +318,11 @@ def claim_figure(claim: str, results: pd.DataFrame, differences: pd.DataFrame, t
             points.append(differences.loc[match, "difference"].dropna().to_numpy(float))
         cell = cells.loc[claim, setting] if claim in cells.index and setting in cells.columns else ""
         mark = " (headline)" if rows["headline"].astype(bool).any() else ""
-        _claim_panel(ax, rows, points, xlabel, _wrap(f"{setting}{mark}: {cell}", 62))
+        xlim = (-1.08, 1.08) if claim == "5" else None  # a rank correlation
+        _claim_panel(ax, rows, points, xlabel, _wrap(f"{setting}{mark}: {cell}", 62), xlim)
     seeds = "points: seeds (claim 5: modes); ◆ mean; bar: 90 % interval (two one-sided 95 % bounds)"
-    fig.suptitle(_wrap(f"{title} — {verdict} under {where[0]}; {seeds}", 48 * ncols + 30), fontsize=10,
+    under = "(no estimator setting involved)" if where[0] == NO_SETTING else f"under {where[0]}"
+    fig.suptitle(_wrap(f"{title} — {verdict} {under}; {seeds}", 48 * ncols + 30), fontsize=10,
                  color=VERDICT_COLORS.get(verdict, "black"))
     return save(fig, path)
 

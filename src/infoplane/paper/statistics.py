@@ -239,7 +239,7 @@ def location_test(differences, alpha: float = ALPHA) -> dict[str, np.ndarray | s
     if n <= MAX_EXACT_SEEDS:
         p_greater, p_less = sign_flip_pvalues(d)
         low, high = sign_flip_bounds(d, alpha)
-        test, min_p = f"exact sign-flip ({n} seeds, {2**n} patterns)", 2.0**-n
+        test, min_p = f"exact sign-flip ({seeds_text(n)}, {2**n} patterns)", 2.0**-n
     else:
         p_greater, p_less = t_pvalues(d)
         low, high = t_bounds(d, alpha)
@@ -318,6 +318,11 @@ def _row(**fields) -> dict:
     return row
 
 
+def seeds_text(n: int) -> str:
+    """'1 seed', '6 seeds'."""
+    return f"{n} seed{'s' * (n != 1)}"
+
+
 def fmt_number(x: float, digits: int = 3) -> str:
     """A number as short text (`digits` significant digits; nan and -inf / inf spelled out)."""
     if x is None or (isinstance(x, float) and math.isnan(x)):
@@ -365,9 +370,10 @@ def decide(rows: pd.DataFrame | Sequence[dict], alpha: float = ALPHA) -> pd.Data
 def _verdict(r: dict, testable: bool, k: int, need: int, alpha: float) -> tuple[str, str]:
     n, greater = int(r["n_seeds"]), r["direction"] == "greater"
     unit = "seeds per mode" if r["_kind"] == "permutation" else "paired seeds" if r["reference_mode"] else "seeds"
+    have = f"{n} {unit.replace('seeds', 'seed') if n == 1 else unit}"
     if not testable:
         if n < MIN_SEEDS:
-            return "underpowered", f"{n} {unit}; the rule needs >= {need} (no verdict below {MIN_SEEDS})"
+            return "underpowered", f"{have}; the rule needs >= {need} (no verdict below {MIN_SEEDS})"
         return "inconclusive", "no p-value could be formed"
     p, pr, pc, prc = (float(r[c]) for c in ("p_value", "p_reverse", "p_corrected", "p_reverse_corrected"))
     low, high = float(r["ci_low"]), float(r["ci_high"])
@@ -387,10 +393,10 @@ def _verdict(r: dict, testable: bool, k: int, need: int, alpha: float) -> tuple[
         return "inconclusive", f"corrected p = {fmt_number(pc)} <= {alpha:g} but the interval reaches 0: {bounds}"
     min_p = float(r["_min_p"])
     if min_p > alpha / k:
-        return "underpowered", (f"{n} {unit}: the smallest attainable p-value {fmt_number(min_p)} exceeds the first "
+        return "underpowered", (f"{have}: the smallest attainable p-value {fmt_number(min_p)} exceeds the first "
                                 f"Holm level {fmt_number(alpha / k)} ({level}); needs >= {need} {unit}")  # fmt: skip
     return "inconclusive", (f"not significant either way: corrected p = {fmt_number(pc)} (claimed), {fmt_number(prc)} "
-                            f"(reverse), {level}; {bounds}; {n} {unit}")  # fmt: skip
+                            f"(reverse), {level}; {bounds}; {have}")  # fmt: skip
 
 
 # ======================================================================================
@@ -1131,9 +1137,10 @@ def claim_summaries(results: pd.DataFrame, primary_setting: str | None = None) -
         for r in sub.itertuples():
             who = f"{r.dataset}/{r.arch} {r.mode}" + (f" vs {r.reference_mode}" if r.reference_mode else "")
             part = f" [{r.part}]" if claim == "3" else ""
+            p = "not tested" if math.isnan(r.p_corrected) else fmt_number(r.p_corrected, 2)
             pieces.append(f"{who}{part}: {r.verdict}, mean {fmt_number(r.mean)}, 90 % interval [{fmt_number(r.ci_low)}, "
-                          f"{fmt_number(r.ci_high)}] (two one-sided 95 % bounds), corrected p {fmt_number(r.p_corrected, 2)}, "
-                          f"{r.n_seeds} seeds")  # fmt: skip
+                          f"{fmt_number(r.ci_high)}] (two one-sided 95 % bounds), corrected p {p}, "
+                          f"{seeds_text(r.n_seeds)}")  # fmt: skip
         across = lines.loc[lines["claim"] == claim, "line"]
         text = f"Claim {claim}: {verdict} -- " + "; ".join(pieces or ["no comparisons"])
         if len(across):
