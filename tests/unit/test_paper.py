@@ -58,6 +58,8 @@ def test_claim_holds_on_paper_like_data_and_fails_when_reversed(claim, paper_lik
     assert C.headline_verdicts(reversed_.results)[claim] == "fails"
     assert set(primary_rows(paper_like.results, claim)["verdict"]) == {"holds"}
     assert "fails" in set(primary_rows(reversed_.results, claim)["verdict"])
+    if claim in ("1", "2", "4"):  # a failing line quotes the p-value that decided it: 1/64 against the claim
+        assert "corrected p against the claim 0.016" in reversed_.summaries.set_index("claim").loc[claim, "line"]
 
 
 def test_claim1_is_the_paired_excess_with_the_raw_value_beside_it(paper_like):
@@ -127,7 +129,8 @@ def test_robustness_matrix_and_lines_on_two_settings_that_disagree():
     data = with_dependence(as_setting(flipped, estimator="cka_unbiased", epsilon=math.nan))
     report = C.evaluate(data, FAST)
     nocco, cka = report.headline_setting, next(s for s in data.dependence["setting"].unique() if s.startswith("cka"))
-    assert nocco.startswith("nocco") and "protocol" in report.headline_note and "not measured" not in report.headline_note
+    assert nocco.startswith("nocco") and "protocol" in report.headline_note
+    assert "not measured" not in report.headline_note
     assert report.matrix.loc["1", nocco] == "holds" and report.matrix.loc["1", cka] == "fails"
     lines = report.lines.set_index("claim")
     assert lines.loc["1", "line"] == "holds under 1 of 2 settings; fails under 1 (holds only under one setting)"

@@ -87,8 +87,9 @@ class Claim:
                  options: Options = Options()) -> tuple[pd.DataFrame, pd.DataFrame]:  # fmt: skip
         results, differences = self.evaluate(dependence, metrics, options)
         if list(results.columns) != S.RESULT_COLUMNS or list(differences.columns) != S.DIFFERENCE_COLUMNS:
-            raise ValueError(f"claim {self.id} returned columns {list(results.columns)} / {list(differences.columns)}; "
-                             f"a claim returns statistics.RESULT_COLUMNS and DIFFERENCE_COLUMNS (use statistics.decide)")
+            raise ValueError(f"claim {self.id} returned columns {list(results.columns)} / "
+                             f"{list(differences.columns)}; a claim returns statistics.RESULT_COLUMNS and "
+                             f"DIFFERENCE_COLUMNS (use statistics.decide)")  # fmt: skip
         return results, differences
 
 
@@ -358,9 +359,9 @@ def comparison_rows(results: pd.DataFrame, ids: dict[str, str] | None = None) ->
     for r in results.itertuples():
         part = r.part + ("" if r.primary else " (secondary)")
         raw = "" if math.isnan(r.raw_mean) else f"{_num(r.raw_mean)} {_interval(r.raw_ci_low, r.raw_ci_high)}"
-        rows.append([r.dataset, r.arch, ids.get(r.setting, r.setting), _who(r), part, r.statistic, str(r.n_seeds), _num(r.mean),
-                     _interval(r.ci_low, r.ci_high), _num(r.effect_size), _p(r.p_value), _p(r.p_corrected), r.test,
-                     r.verdict, r.reason, raw])  # fmt: skip
+        rows.append([r.dataset, r.arch, ids.get(r.setting, r.setting), _who(r), part, r.statistic, str(r.n_seeds),
+                     _num(r.mean), _interval(r.ci_low, r.ci_high), _num(r.effect_size), _p(r.p_value),
+                     _p(r.p_corrected), r.test, r.verdict, r.reason, raw])  # fmt: skip
     return rows
 
 
@@ -484,5 +485,5 @@ def figure_labels() -> dict[str, tuple[str, str]]:
     """claim -> (title, x-axis label) of its figure."""
     axis = {"3": "per-seed statistic (fitting: last − first; compression: peak − last)",
             "5": "Spearman ρ (points: within one mode)"}  # fmt: skip
-    return {name: (f"Claim {name}: {CLAIMS.get(name).title}", axis.get(name, "paired difference E2E − other, per seed"))
-            for name in claim_ids()}  # fmt: skip
+    default = "paired difference E2E − other, per seed"
+    return {name: (f"Claim {name}: {CLAIMS.get(name).title}", axis.get(name, default)) for name in claim_ids()}

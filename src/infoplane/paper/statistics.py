@@ -383,10 +383,11 @@ def _verdict(r: dict, testable: bool, k: int, need: int, alpha: float) -> tuple[
     level = f"alpha = {alpha:g}, Holm over {k} comparison{'s' * (k != 1)}"
     bounds = f"one-sided 95 % bounds [{fmt_number(low)}, {fmt_number(high)}] ({r['ci_method']})"
     if pc <= alpha and hold_side and not r["_hold_gate"]:
-        return "holds", f"mean {fmt_number(r['mean'])} {claimed}: p = {fmt_number(p)}, corrected {fmt_number(pc)} <= {level}; {bounds}"
+        return "holds", (f"mean {fmt_number(r['mean'])} {claimed}: p = {fmt_number(p)}, corrected {fmt_number(pc)} "
+                         f"<= {level}; {bounds}")  # fmt: skip
     if prc <= alpha and fail_side:
-        return "fails", (f"mean {fmt_number(r['mean'])} {opposite} (against the claim): p = {fmt_number(pr)}, corrected "
-                         f"{fmt_number(prc)} <= {level}; {bounds}")  # fmt: skip
+        return "fails", (f"mean {fmt_number(r['mean'])} {opposite} (against the claim): p = {fmt_number(pr)}, "
+                         f"corrected {fmt_number(prc)} <= {level}; {bounds}")  # fmt: skip
     if pc <= alpha and r["_hold_gate"]:
         return "inconclusive", f"significant (corrected p = {fmt_number(pc)}) but {r['_hold_gate']}; {bounds}"
     if pc <= alpha and not hold_side:
@@ -395,8 +396,8 @@ def _verdict(r: dict, testable: bool, k: int, need: int, alpha: float) -> tuple[
     if min_p > alpha / k:
         return "underpowered", (f"{have}: the smallest attainable p-value {fmt_number(min_p)} exceeds the first "
                                 f"Holm level {fmt_number(alpha / k)} ({level}); needs >= {need} {unit}")  # fmt: skip
-    return "inconclusive", (f"not significant either way: corrected p = {fmt_number(pc)} (claimed), {fmt_number(prc)} "
-                            f"(reverse), {level}; {bounds}; {have}")  # fmt: skip
+    return "inconclusive", (f"not significant either way: corrected p = {fmt_number(pc)} (claimed), "
+                            f"{fmt_number(prc)} (reverse), {level}; {bounds}; {have}")  # fmt: skip
 
 
 # ======================================================================================
@@ -490,8 +491,10 @@ def _final(dep: pd.DataFrame) -> pd.DataFrame:
 
 def _in_layer_groups(dep: pd.DataFrame, group) -> np.ndarray:
     """Mask of the rows whose layer is in group(n_blocks) (`common.deep_layers` / `middle_layers`)."""
-    allowed = {int(b): set(group(int(b))) for b in dep["n_blocks"].unique()}
-    return np.array([layer in allowed[b] for layer, b in zip(dep["layer"], dep["n_blocks"])], dtype=bool)
+    allowed = pd.MultiIndex.from_tuples([(int(b), layer) for b in dep["n_blocks"].unique() for layer in group(int(b))],
+                                        names=["n_blocks", "layer"])  # fmt: skip
+    rows = pd.MultiIndex.from_arrays([dep["n_blocks"].astype("int64"), dep["layer"].astype("int64")])
+    return rows.isin(allowed)
 
 
 def _rng(seed: int, *key) -> np.random.Generator:
@@ -1094,7 +1097,8 @@ def robustness(results: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     claim, n_settings, holds_under, fails_under, holds_only_under_one (holds under exactly one of
     several settings: not robust), line (e.g. "holds under 2 of 3 settings; fails under 0")."""
     per = comparison_verdicts(results)
-    cells = per.groupby(["claim", "setting"], sort=True)["verdict"].agg(combine_verdicts).rename("verdict").reset_index()
+    cells = per.groupby(["claim", "setting"], sort=True)["verdict"].agg(combine_verdicts)
+    cells = cells.rename("verdict").reset_index()
     matrix = cells.pivot(index="claim", columns="setting", values="verdict")
     lines = []
     for claim, block in cells.groupby("claim", sort=True):
@@ -1132,15 +1136,21 @@ def claim_summaries(results: pd.DataFrame, primary_setting: str | None = None) -
     for claim in sorted(set(results["claim"]), key=lambda c: (len(c), c)):
         sub = results[(results["claim"] == claim) & results["setting"].isin([primary_setting, NO_SETTING])]
         sub = sub[sub["primary"].astype(bool) & (sub["verdict"] != DESCRIPTIVE)]
-        verdict = combine_verdicts(per[(per["claim"] == claim) & per["setting"].isin([primary_setting, NO_SETTING])]["verdict"])
+        mine = per[(per["claim"] == claim) & per["setting"].isin([primary_setting, NO_SETTING])]
+        verdict = combine_verdicts(mine["verdict"])
         pieces = []
         for r in sub.itertuples():
             who = f"{r.dataset}/{r.arch} {r.mode}" + (f" vs {r.reference_mode}" if r.reference_mode else "")
             part = f" [{r.part}]" if claim == "3" else ""
-            p = "not tested" if math.isnan(r.p_corrected) else fmt_number(r.p_corrected, 2)
-            pieces.append(f"{who}{part}: {r.verdict}, mean {fmt_number(r.mean)}, 90 % interval [{fmt_number(r.ci_low)}, "
-                          f"{fmt_number(r.ci_high)}] (two one-sided 95 % bounds), corrected p {p}, "
-                          f"{seeds_text(r.n_seeds)}")  # fmt: skip
+            if math.isnan(r.p_corrected):
+                p = "corrected p not tested"
+            elif r.verdict == "fails":  # the p-value that decided it: the opposite direction's
+                p = f"corrected p against the claim {fmt_number(r.p_reverse_corrected, 2)}"
+            else:
+                p = f"corrected p {fmt_number(r.p_corrected, 2)}"
+            pieces.append(f"{who}{part}: {r.verdict}, mean {fmt_number(r.mean)}, 90 % interval "
+                          f"[{fmt_number(r.ci_low)}, {fmt_number(r.ci_high)}] (two one-sided 95 % bounds), "
+                          f"{p}, {seeds_text(r.n_seeds)}")  # fmt: skip
         across = lines.loc[lines["claim"] == claim, "line"]
         text = f"Claim {claim}: {verdict} -- " + "; ".join(pieces or ["no comparisons"])
         if len(across):
