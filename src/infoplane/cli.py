@@ -172,14 +172,14 @@ def _paper(parser: argparse.ArgumentParser) -> Callable[[argparse.Namespace], No
 
     def run(args: argparse.Namespace) -> None:
         from . import contracts, paper, runtime
-        from .paper.claims import claim_ids, overall
+        from .paper.claims import summary_line
 
         runtime.setup_logging()
         start = time.perf_counter()
         inputs = paper.Inputs.read(args.tables)
         written = paper.build(inputs, args.out_dir, args.experiment)
         claims = contracts.CLAIMS.read(written["claims"][0])
-        summary = ", ".join(f"claim {c}: {overall(claims, c)[0]}" for c in claim_ids())
+        summary = summary_line(claims)
         log.info(
             "paper outputs for %r in %.1f s: %d table files, %d figures; %s",
             args.experiment, time.perf_counter() - start, len(written["tables"]), len(written["figures"]), summary,

@@ -293,13 +293,30 @@ PROBES = Table(
     sort=(*RUN_KEYS, "epoch", "layer"),
 )  # fmt: skip
 
+#: results/paper/claims.parquet, one row per comparison (`infoplane.paper.statistics.RESULT_COLUMNS`,
+#: whose comment defines each), plus `headline` (the row is under the setting of the headline
+#: verdicts: the paper's protocol when measured, or claim 4's "n/a") and `raw_mean`, `raw_ci_low`,
+#: `raw_ci_high`: the same statistic on the raw dependence values instead of their excess over the
+#: permutation null (reported beside it, never deciding; NaN for claim 4).
 CLAIMS = Table(
     "claims",
+    {"claim": "string", "part": "string", "primary": "bool", "dataset": "string", "arch": "string",
+     "setting": "string", "mode": "string", "reference_mode": "string", "statistic": "string",
+     "direction": "string", "n_seeds": "int64", "mean": "float64", "ci_low": "float64", "ci_high": "float64",
+     "ci_method": "string", "effect_size": "float64", "p_value": "float64", "p_reverse": "float64",
+     "p_corrected": "float64", "p_reverse_corrected": "float64", "family_size": "int64", "test": "string",
+     "verdict": "string", "reason": "string", "seeds_needed": "int64", "peak_epoch": "float64",
+     "headline": "bool", "raw_mean": "float64", "raw_ci_low": "float64", "raw_ci_high": "float64"},
+    sort=(),
+)  # fmt: skip
+
+#: results/paper/claim_differences.parquet, one row per comparison x seed
+#: (`infoplane.paper.statistics.DIFFERENCE_COLUMNS`): difference = value - reference.
+CLAIM_DIFFERENCES = Table(
+    "claim_differences",
     {"claim": "string", "part": "string", "dataset": "string", "arch": "string", "setting": "string",
-     "mode": "string", "reference_mode": "string", "statistic": "string", "value": "float64",
-     "value_std": "float64", "n_value": "int64", "reference": "float64", "reference_std": "float64",
-     "n_reference": "int64", "difference": "float64", "threshold": "float64", "verdict": "string",
-     "reason": "string"},
+     "mode": "string", "reference_mode": "string", "seed": "int64", "value": "float64", "reference": "float64",
+     "difference": "float64"},
     sort=(),
 )  # fmt: skip
 

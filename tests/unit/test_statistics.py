@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
+from infoplane.paper import claims
 from infoplane.paper import statistics as S
 
 ALPHA = 0.05
@@ -287,6 +288,36 @@ def test_claim1_statistic_is_the_excess_over_the_deeper_blocks_at_the_last_epoch
     assert set(diffs["part"]) == {"deeper_blocks", "classifier"} and len(diffs) == 12
 
 
+def test_used_dependence_is_the_excess_raw_only_without_a_null_and_nan_without_permutations():
+    dep = dependence_table(deep_curve()).assign(permutations=32)
+    used = S.used_dependence(dep)
+    within_null = dep["p_xz"] >= 0.05
+    assert (used.loc[within_null, "dep_xz"] == 0).all()
+    assert np.allclose(used.loc[~within_null, "dep_xz"], dep.loc[~within_null, "excess_xz"])
+    # kde / binning I(X;T): null, excess and p NaN although permutations were drawn -> the raw value
+    no_null = dep.assign(excess_xz=np.nan, p_xz=np.nan)
+    assert np.allclose(S.used_dependence(no_null)["dep_xz"], dep["value_xz"])
+    assert np.allclose(S.used_dependence(no_null)["dep_yz"], dep["excess_yz"])
+    basis = S.dependence_basis(no_null).set_index("setting")
+    assert basis.loc["nocco", "basis_xz"] == S.RAW and basis.loc["nocco", "basis_yz"] == S.EXCESS
+    # no permutations at all: no evidence, NaN (never the raw value)
+    bare = no_null.assign(permutations=0, excess_yz=np.nan, p_yz=np.nan)
+    assert S.used_dependence(bare)[["dep_xz", "dep_yz"]].isna().all().all()
+    assert S.dependence_basis(bare)["basis_xz"].item() == S.NO_EVIDENCE
+    with pytest.raises(ValueError, match="lacks value_xz"):
+        S.used_dependence(no_null.drop(columns="value_xz"))
+
+
+def test_raw_dependence_gives_the_same_statistic_on_the_values():
+    dep = dependence_table(deep_curve())  # value = excess + 1 on X in this table
+    raw = S.deep_input_dependence(S.raw_dependence(dep))
+    excess = S.deep_input_dependence(dep)
+    raw_deep = raw[raw["part"] == "deeper_blocks"].set_index(["mode", "seed"])["value"]
+    assert raw_deep[("e2e", 0)] == pytest.approx(0.5 + 1.0)
+    assert raw_deep[("layerwise", 0)] == pytest.approx((0.2 + 0.3) / 2 + 1.0)  # the null layer counts as is
+    assert excess.set_index(["part", "mode", "seed"])["value"][("deeper_blocks", "layerwise", 0)] == pytest.approx(0.1)
+
+
 def test_claim1_reversed_fails():
     res, _ = S.claim_input_information(dependence_table(deep_curve(reverse=True)))
     assert set(res["verdict"]) == {"fails"}
@@ -366,6 +397,15 @@ def test_claim3_fitting_then_compression_holds_with_the_peak_epoch():
     assert rows.loc["fitting", "mean"] == pytest.approx(0.45, abs=0.03)
     comp = diffs[diffs["part"] == "compression"]
     assert np.allclose(comp["difference"], comp["value"] - comp["reference"]) and len(comp) == 6
+
+
+def test_claim3_with_one_seed_is_underpowered_and_says_how_many_seeds():
+    res, _ = S.claim_bottleneck(dependence_table(bottleneck_curve(), seeds=range(1)))
+    e2e = res[res["mode"] == "e2e"]
+    assert set(e2e["verdict"]) == {"underpowered"} and e2e["reason"].str.contains("needs >= 5").all()
+    short, _ = S.claim_bottleneck(dependence_table(bottleneck_curve(), epochs=range(2)))
+    assert set(short.loc[short["mode"] == "e2e", "verdict"]) == {"inconclusive"}  # no statistic on 2 snapshots
+    assert set(short.loc[short["mode"] == "layerwise", "verdict"]) == {"descriptive"}
 
 
 def test_claim3_still_rising_fails_and_other_modes_are_descriptive():
@@ -548,12 +588,13 @@ def test_evaluate_claims_on_one_table_covers_every_claim():
     def curve(mode, seed, layer, epoch):
         return bottleneck_curve()(mode, seed, layer, epoch) if mode == "e2e" else (0.5 + 0.01 * epoch, 0.2)
 
-    results, differences = S.evaluate_claims(dependence_table(curve), accuracy_table(), n_boot=200, n_perm=199)
+    options = claims.Options(n_boot=200, n_perm=199)
+    results, differences = claims.evaluate_claims(dependence_table(curve), accuracy_table(), options)
     assert list(results.columns) == S.RESULT_COLUMNS and list(differences.columns) == S.DIFFERENCE_COLUMNS
     assert set(results["claim"]) == {"1", "2", "3", "4", "5"}
     assert set(results["verdict"]) <= {*S.VERDICTS, "descriptive"}
     assert results["n_seeds"].dtype == "int64" and results["seeds_needed"].dtype == "int64"
-    again, _ = S.evaluate_claims(dependence_table(curve), accuracy_table(), n_boot=200, n_perm=199)
+    again, _ = claims.evaluate_claims(dependence_table(curve), accuracy_table(), options)
     pd.testing.assert_frame_equal(results, again)  # deterministic
 
 

@@ -13,6 +13,7 @@ FIGURES = {
     "accuracy": "Accuracy vs epoch",
     "separability": "Linear separability",
     "compression": "Compression vs generalization",
+    "claims": "Claims",
 }
 
 
@@ -41,6 +42,7 @@ rule paper:
         ),
         claims_md=f"{PAPER}/claims.md",
         claims_table=f"{PAPER}/claims.parquet",
+        claim_differences=f"{PAPER}/claim_differences.parquet",
         table_files=expand(
             f"{PAPER}/{{table}}.{{ext}}",
             table=PAPER_TABLES,

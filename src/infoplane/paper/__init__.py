@@ -6,19 +6,20 @@ under one output folder (results/paper/):
 * `table1_accuracy`, `table2_separability`, `table3_dependence`, `table4_compression`, each as
   `.parquet` (tidy numbers), `.md`, `.tex` (booktabs) and `.html` (for the Snakemake report);
 * `figures/<kind>/*.png` (`paper.figures.KINDS`);
-* `claims.parquet`, `claims.md` and `claims.html`: every claim of METHOD.md as a test with
-  its verdict (see `infoplane.paper.claims`).
+* `claims.parquet`, `claim_differences.parquet`, `claims.md`, `claims.html` and
+  `figures/claims/claim<N>.png`: every claim of METHOD.md decided by the calibrated statistics of
+  `infoplane.paper.statistics` under every estimator setting (see `infoplane.paper.claims`).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from .. import contracts, io
-from .claims import claims_display, claims_markdown, evaluate_claims
+from .. import io
+from .claims import evaluate, figure_labels, write_claims
 from .common import Inputs
-from .figures import make_figures
-from .render import to_html, write_display
+from .figures import claim_figures, make_figures
+from .render import write_display
 from .tables import TABLES
 
 
@@ -32,9 +33,8 @@ def build(inputs: Inputs, out: str | Path, experiment: str) -> dict[str, list[Pa
         io.write_parquet(tidy, out / f"{name}.parquet")
         written["tables"] += [out / f"{name}.parquet", *write_display(display, out / name)]
     written["figures"] = make_figures(inputs, out / "figures")
-    claims = evaluate_claims(inputs)
-    contracts.CLAIMS.write(claims, out / "claims.parquet")
-    io.write_text(out / "claims.md", claims_markdown(claims, header))
-    io.write_text(out / "claims.html", to_html(claims_display(claims, header)))
-    written["claims"] = [out / "claims.parquet", out / "claims.md", out / "claims.html"]
+    claims = evaluate(inputs)
+    written["claims"] = write_claims(claims, out, header)
+    written["figures"] += claim_figures(claims.results, claims.differences, out / "figures" / "claims",
+                                        figure_labels())  # fmt: skip
     return written

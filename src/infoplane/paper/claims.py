@@ -1,348 +1,109 @@
-"""The paper's claims (METHOD.md) as measurable tests: one registry, one function per claim.
+"""The paper's claims (METHOD.md): one registry, every claim decided by `paper.statistics`.
 
-Each claim function takes the checked input tables and returns rows, one per comparison
-(dataset × arch × estimator setting × compared mode), each with the statistic, the numbers
-behind it and a verdict:
+Why one decision module: a verdict is only worth reading if its error rates are known, and they
+are known for the rule of `infoplane.paper.statistics` (paired one-sided tests per seed, Holm per
+claim part and setting, intervals by inverting the test, "underpowered" below the seeds a verdict
+needs; calibrated in tests/unit/test_statistics.py, explained in docs/claims.md). This module
+holds what each claim *is* (statement, statistic, what its `mean` column means), evaluates every
+registered claim under every estimator setting present, and writes what a reader sees:
 
-* `holds`        the data support the claim beyond the spread over seeds;
-* `fails`        the data contradict it beyond that spread;
-* `inconclusive` too few seeds / runs / epochs, a needed mode is absent, or the spreads overlap.
+* `claims.parquet` (`contracts.CLAIMS`): one row per comparison; `claim_differences.parquet`
+  (`contracts.CLAIM_DIFFERENCES`): one row per comparison x seed;
+* `claims.md` / `claims.html` (the same content): one headline line per claim under the paper's
+  protocol setting, the matrix setting x claim of verdicts, "holds under k of n settings; fails
+  under j" per claim, then one table per claim of every comparison.
 
-Comparisons over seeds ("A > B"): with mean and sample std over seeds of a per-seed
-statistic, the claim holds if mean_A − mean_B > std_A + std_B (the mean ± std bands do
-not overlap), fails if mean_A − mean_B < −(std_A + std_B), and is inconclusive otherwise
-or with fewer than `MIN_SEEDS` seeds on either side. One-sample tests ("A > τ"): holds if
-mean − std > τ, fails if mean + std < τ.
+Dependence statistics use the excess over the permutation null (values within their null count
+as 0); the same statistic on the raw values is reported beside it (`raw_*`) and never decides.
+Where an estimator has no null by design (I(X;T) of kde and binning) the raw value is used and
+the report says so; settings measured without permutations are left out of the claims, named.
 
-Add a claim with `@claim("6", statement=..., test=...)` on a function `(Inputs) -> list[dict]`.
+Add a claim with `@claim("6", title=..., statement=..., statistic=..., mean=...)` on a function
+`(dependence, metrics, options) -> (results, differences)` that calls `statistics` (its rows go
+through `statistics.decide`), plus a test.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from .. import contracts
+from .. import contracts, io
 from ..registry import Registry
-from .render import Display, Section
-from .common import (
-    GROUP,
-    RUN,
-    Inputs,
-    compression,
-    deep_layers,
-    final_rows,
-    generalization_gap,
-    is_e2e,
-    mean_std,
-    middle_layers,
-    mode_order,
-    whole_network,
-)
+from . import statistics as S
+from .common import Inputs
+from .render import Display, Section, to_html
 
-#: Fewest seeds per mode for any verdict other than `inconclusive`.
-MIN_SEEDS = 2
-#: Claim 3: the relative fall of nHSIC(X;Z_L) from its peak that counts as compression.
-COMPRESSION_MIN = 0.01
-#: Claim 5: |Spearman ρ| needed for a verdict, and the fewest runs to compute it on.
-RHO_MIN = 0.5
-MIN_RUNS = 4
+VERDICT_TEXT = {
+    "holds": "the claimed direction is significant (one-sided, Holm-corrected p <= 0.05, interval on that side of 0)",
+    "fails": "the opposite direction is significant: the data contradict the claim",
+    "underpowered": "too few seeds for any verdict; the reason says how many are needed",
+    "inconclusive": "enough seeds, significant in neither direction (or a statistic that cannot be formed)",
+    "descriptive": "reported for comparison, never tested",
+    "mixed": "(matrix only) some comparisons hold, others fail",
+}
 
-VERDICTS = ("holds", "fails", "inconclusive")
-COLUMNS = list(contracts.CLAIMS.columns)
+#: The paper's protocol (DESIGN.md): the setting of the headline verdicts when it was measured.
+PROTOCOL = {"estimator": "nocco", "kernel_x": "gaussian", "kernel_y": "onehot", "kernel_z": "gaussian",
+            "bandwidth": "fixed", "sigma": 5.0, "epsilon": 1e-5}  # fmt: skip
+PROTOCOL_TEXT = "nocco, kernels X/Y/Z gaussian/onehot/gaussian, σ = 5 fixed, ε = 1e-5"
+PROTOCOL_BATCH = 128
+
+EXTRA_COLUMNS = ["headline", "raw_mean", "raw_ci_low", "raw_ci_high"]
+COLUMNS = [*S.RESULT_COLUMNS, *EXTRA_COLUMNS]
+
+
+@dataclass(frozen=True)
+class Options:
+    """The tests' settings shared by every claim (defaults: the rule of `paper.statistics`)."""
+
+    alpha: float = S.ALPHA
+    n_boot: int = S.N_BOOTSTRAP
+    n_perm: int = S.N_PERMUTATIONS
+    seed: int = 0
+
+
+Evaluate = Callable[[pd.DataFrame, pd.DataFrame, Options], tuple[pd.DataFrame, pd.DataFrame]]
 
 
 @dataclass(frozen=True)
 class Claim:
-    id: str
-    statement: str
-    test: str
-    evaluate: Callable[[Inputs], list[dict]]
+    """One claim: id, a short title, the paper's statement, the statistic that decides it, what
+    the `mean` column of its rows holds, and its evaluation."""
 
-    def __call__(self, inputs: Inputs) -> list[dict]:
-        return self.evaluate(inputs)
+    id: str
+    title: str
+    statement: str
+    statistic: str
+    mean: str
+    evaluate: Evaluate
+
+    def __call__(self, dependence: pd.DataFrame, metrics: pd.DataFrame,
+                 options: Options = Options()) -> tuple[pd.DataFrame, pd.DataFrame]:  # fmt: skip
+        results, differences = self.evaluate(dependence, metrics, options)
+        if list(results.columns) != S.RESULT_COLUMNS or list(differences.columns) != S.DIFFERENCE_COLUMNS:
+            raise ValueError(f"claim {self.id} returned columns {list(results.columns)} / "
+                             f"{list(differences.columns)}; a claim returns statistics.RESULT_COLUMNS and "
+                             f"DIFFERENCE_COLUMNS (use statistics.decide)")  # fmt: skip
+        return results, differences
 
 
 CLAIMS: Registry = Registry("claim")
 
 
-def claim(claim_id: str, statement: str, test: str):
-    """Register `fn(inputs) -> rows` as the test of one claim."""
+def claim(claim_id: str, *, title: str, statement: str, statistic: str, mean: str):
+    """Register `fn(dependence, metrics, options) -> (results, differences)` as claim `claim_id`."""
 
-    def add(fn):
-        CLAIMS.register(claim_id)(Claim(claim_id, statement, test, fn))
+    def add(fn: Evaluate) -> Evaluate:
+        CLAIMS.register(claim_id)(Claim(claim_id, title, statement, statistic, mean, fn))
         return fn
 
     return add
-
-
-def _row(**fields) -> dict:
-    row = {c: math.nan for c in COLUMNS}
-    row.update({"part": "", "setting": "n/a", "mode": "", "reference_mode": "", "reason": ""})
-    row.update(fields)
-    return row
-
-
-def greater(a: Sequence[float], b: Sequence[float]) -> dict:
-    """Verdict of 'mean(a) > mean(b)' over seeds, with the numbers."""
-    ma, sa, na = mean_std(a)
-    mb, sb, nb = mean_std(b)
-    out = {"value": ma, "value_std": sa, "n_value": na, "reference": mb, "reference_std": sb, "n_reference": nb}
-    if na < MIN_SEEDS or nb < MIN_SEEDS:
-        reason = f"needs >= {MIN_SEEDS} seeds per mode, has {na} and {nb}"
-        return {**out, "verdict": "inconclusive", "reason": reason}
-    diff, spread = ma - mb, sa + sb
-    out.update(difference=diff, threshold=spread)
-    if diff > spread:
-        return {**out, "verdict": "holds", "reason": f"difference {diff:.3g} > seed spread {spread:.3g}"}
-    if diff < -spread:
-        return {**out, "verdict": "fails", "reason": f"difference {diff:.3g} < -{spread:.3g} (reversed)"}
-    reason = f"|difference| {abs(diff):.3g} <= seed spread {spread:.3g} (overlapping)"
-    return {**out, "verdict": "inconclusive", "reason": reason}
-
-
-def above(values: Sequence[float], threshold: float) -> dict:
-    """Verdict of 'mean(values) > threshold' over seeds: holds if mean − std > τ, fails if mean + std < τ."""
-    m, s, n = mean_std(values)
-    out = {"value": m, "value_std": s, "n_value": n, "reference": threshold, "difference": m - threshold}
-    if n < MIN_SEEDS:
-        return {**out, "verdict": "inconclusive", "reason": f"needs >= {MIN_SEEDS} seeds, has {n}"}
-    out["threshold"] = s
-    if m - s > threshold:
-        return {**out, "verdict": "holds", "reason": f"mean − std = {m - s:.3g} > {threshold:g}"}
-    if m + s < threshold:
-        return {**out, "verdict": "fails", "reason": f"mean + std = {m + s:.3g} < {threshold:g}"}
-    return {**out, "verdict": "inconclusive", "reason": f"{threshold:g} lies within mean ± std ({m:.3g} ± {s:.3g})"}
-
-
-def versus_e2e(claim_id: str, per_seed: pd.DataFrame, keys: list[str], statistic: str) -> list[dict]:
-    """E2E against every other mode: per_seed has keys + mode, seed, value; 'E2E > other'."""
-    rows = []
-    for key, block in per_seed.groupby(keys, sort=True):
-        ident = dict(zip(keys, key))
-        modes = mode_order(block["mode"])
-        e2e = [m for m in modes if is_e2e(m)]
-        others = [m for m in modes if not is_e2e(m)]
-        if not e2e or not others:
-            reason = f"needs e2e and at least one other mode; present: {', '.join(modes)}"
-            rows.append(_row(claim=claim_id, statistic=statistic, verdict="inconclusive", reason=reason, **ident))
-            continue
-        for ref in e2e:
-            for other in others:
-                result = greater(block.loc[block["mode"] == ref, "value"], block.loc[block["mode"] == other, "value"])
-                rows.append(
-                    _row(claim=claim_id, statistic=statistic, mode=ref, reference_mode=other, **ident, **result)
-                )
-    return rows
-
-
-def _no_data(claim_id: str, what: str) -> list[dict]:
-    return [_row(claim=claim_id, dataset="", arch="", verdict="inconclusive", reason=f"no {what} rows in the input")]
-
-
-# --------------------------------------------------------------------------------------
-@claim(
-    "1",
-    statement="End-to-end (E2E) training propagates input information through depth better than layer-wise "
-    "training: nHSIC(X; Z_l) stays higher in deeper layers under E2E.",
-    test="Per seed, the mean of nHSIC(X;Z_l) at the last epoch over the deeper half of the layers "
-    "(l >= L//2 of L layers, classifier included); holds if the E2E mean over seeds exceeds the other mode's "
-    "by more than the sum of their stds over seeds.",
-)
-def claim_deep_information(inputs: Inputs) -> list[dict]:
-    if inputs.dependence.empty:
-        return _no_data("1", "nHSIC")
-    final = final_rows(inputs.dependence)
-    frames = []
-    for (setting, dataset, arch), block in final.groupby(["setting", *GROUP], sort=True):
-        deep = deep_layers(int(block["layer"].max()) + 1)
-        values = block[block["layer"].isin(deep)].groupby(["mode", "seed"])["value_xz"].mean()
-        frame = values.rename("value").reset_index()
-        frame[["setting", "dataset", "arch"]] = setting, dataset, arch
-        frames.append(frame)
-    per_seed = pd.concat(frames, ignore_index=True)
-    return versus_e2e("1", per_seed, ["setting", *GROUP], "mean nHSIC(X;Z_l) over the deeper half, last epoch")
-
-
-def layer_differentiation(block: pd.DataFrame, x_range: float, y_range: float) -> float:
-    """Mean over epochs (after initialization) and layer pairs of the distance between layers'
-    points in the information plane, axes scaled by x_range and y_range."""
-    epochs = sorted(block["epoch"].unique())
-    trained = [e for e in epochs if e > 0] or epochs
-    part = block[block["epoch"].isin(trained)]
-    x = part.pivot_table(index="epoch", columns="layer", values="value_xz").to_numpy() / x_range
-    y = part.pivot_table(index="epoch", columns="layer", values="value_yz").to_numpy() / y_range
-    if x.shape[1] < 2:
-        return math.nan
-    points = np.stack([x, y], axis=-1)  # (epochs, layers, 2)
-    dist = np.linalg.norm(points[:, :, None, :] - points[:, None, :, :], axis=-1)
-    upper = np.triu_indices(x.shape[1], k=1)
-    return float(np.nanmean(dist[:, upper[0], upper[1]]))
-
-
-@claim(
-    "2",
-    statement="E2E layers differentiate: their information-plane trajectories differ by depth, while layer-wise "
-    "layers behave alike.",
-    test="Per seed, the layer differentiation D = mean over snapshot epochs (after initialization) and over "
-    "all layer pairs of the distance between the layers' points (nHSIC(X;Z), nHSIC(Y;Z)), each axis divided "
-    "by its range over all runs of the dataset × arch × estimator; holds if D under E2E exceeds the other "
-    "mode's by more than the sum of their stds over seeds.",
-)
-def claim_differentiation(inputs: Inputs) -> list[dict]:
-    if inputs.dependence.empty:
-        return _no_data("2", "nHSIC")
-    frames = []
-    for (setting, dataset, arch), block in inputs.dependence.groupby(["setting", *GROUP], sort=True):
-        x_range = float(np.ptp(block["value_xz"])) or 1.0
-        y_range = float(np.ptp(block["value_yz"])) or 1.0
-        for (mode, seed), run in block.groupby(["mode", "seed"], sort=True):
-            value = layer_differentiation(run, x_range, y_range)
-            frames.append({"setting": setting, "dataset": dataset, "arch": arch, "mode": mode, "seed": seed, "value": value})
-    per_seed = pd.DataFrame(frames)
-    return versus_e2e("2", per_seed, ["setting", *GROUP], "layer differentiation D in the scaled information plane")
-
-
-@claim(
-    "3",
-    statement="Under E2E the final representation follows the information bottleneck: nHSIC(Y; Z_L) rises, and "
-    "late in training nHSIC(X; Z_L) falls (compression).",
-    test="Z_L = the last block's output (the representation the classifier reads). Per E2E seed: (a) rise = "
-    "nHSIC(Y;Z_L) at the last epoch minus at the first snapshot; holds if mean − std > 0 over seeds; (b) "
-    f"relative compression = (max over epochs of nHSIC(X;Z_L) − last value) / max; holds if mean − std > "
-    f"{COMPRESSION_MIN:g}. The claim holds if both parts hold, fails if either fails (mean + std below the "
-    "threshold); needs >= 3 snapshot epochs.",
-)
-def claim_bottleneck(inputs: Inputs) -> list[dict]:
-    if inputs.dependence.empty:
-        return _no_data("3", "nHSIC")
-    rows = []
-    for (setting, dataset, arch), block in inputs.dependence.groupby(["setting", *GROUP], sort=True):
-        ident = {"setting": setting, "dataset": dataset, "arch": arch}
-        e2e = [m for m in mode_order(block["mode"]) if is_e2e(m)]
-        if not e2e:
-            reason = f"needs an e2e mode; present: {', '.join(mode_order(block['mode']))}"
-            rows.append(_row(claim="3", statistic="", verdict="inconclusive", reason=reason, **ident))
-            continue
-        last_block = max(int(block["layer"].max()) - 1, 0)
-        for mode in e2e:
-            runs = block[(block["mode"] == mode) & (block["layer"] == last_block)]
-            rises, falls, n_epochs = [], [], runs.groupby("seed")["epoch"].nunique().min()
-            for _, run in runs.sort_values("epoch").groupby("seed"):
-                rises.append(run["value_yz"].iloc[-1] - run["value_yz"].iloc[0])
-                peak = run["value_xz"].max()
-                falls.append((peak - run["value_xz"].iloc[-1]) / peak if peak > 0 else math.nan)
-            name = runs["layer_name"].iloc[0] if len(runs) else str(last_block)
-            parts = [
-                ("a", f"rise of nHSIC(Y;Z_L), Z_L = layer {last_block} ({name})", above(rises, 0.0)),
-                ("b", f"relative fall of nHSIC(X;Z_L) from its peak, Z_L = layer {last_block} ({name})",
-                 above(falls, COMPRESSION_MIN)),
-            ]  # fmt: skip
-            for part, statistic, result in parts:
-                if n_epochs < 3:
-                    result = {**result, "verdict": "inconclusive", "reason": f"needs >= 3 snapshot epochs, has {n_epochs}"}
-                rows.append(_row(claim="3", part=part, statistic=statistic, mode=mode, **ident, **result))
-    return rows
-
-
-@claim(
-    "4",
-    statement="E2E reaches higher test accuracy than layer-wise training of the same network.",
-    test="Per seed, the whole network's test accuracy at the last epoch; holds if the E2E mean over seeds exceeds "
-    "the other mode's by more than the sum of their stds over seeds.",
-)
-def claim_accuracy(inputs: Inputs) -> list[dict]:
-    test = final_rows(whole_network(inputs.metrics))
-    test = test[test["split"] == "test"]
-    if test.empty:
-        return _no_data("4", "test-accuracy")
-    per_seed = test.groupby([*GROUP, "mode", "seed"])["accuracy"].mean().rename("value").reset_index()
-    return versus_e2e("4", per_seed, GROUP, "test accuracy at the last epoch")
-
-
-@claim(
-    "5",
-    statement="Compression in middle layers goes with better generalization.",
-    test="Per run (every mode and seed of a dataset × arch): compression = mean over the middle layers (blocks "
-    "other than the first and the last) of max over epochs of nHSIC(X;Z_l) minus its last value; gap = train − "
-    f"test accuracy at the last epoch. Spearman ρ(compression, gap) over runs; holds if ρ <= −{RHO_MIN:g}, fails "
-    f"if ρ >= {RHO_MIN:g}; needs >= {MIN_RUNS} runs and >= {MIN_SEEDS} seeds per mode.",
-)
-def claim_compression_generalization(inputs: Inputs) -> list[dict]:
-    from scipy.stats import spearmanr
-
-    if inputs.dependence.empty:
-        return _no_data("5", "nHSIC")
-    comp = compression(inputs.dependence)
-    gap = generalization_gap(inputs.metrics)
-    rows = []
-    for (setting, dataset, arch), block in comp.groupby(["setting", *GROUP], sort=True):
-        ident = {"setting": setting, "dataset": dataset, "arch": arch, "mode": "all"}
-        middle = middle_layers(int(block["layer"].max()) + 1)
-        per_run = block[block["layer"].isin(middle)].groupby(RUN)["compression"].mean().reset_index()
-        joined = per_run.merge(gap, on=RUN).dropna(subset=["compression", "gap"])
-        statistic = f"Spearman ρ(middle-layer compression, generalization gap); middle layers {middle}"
-        result = {"n_value": len(joined), "reference": -RHO_MIN, "threshold": RHO_MIN}
-        seeds = joined.groupby("mode")["seed"].nunique()
-        if len(joined) < MIN_RUNS or seeds.empty or seeds.min() < MIN_SEEDS:
-            reason = f"needs >= {MIN_RUNS} runs and >= {MIN_SEEDS} seeds per mode, has {len(joined)} runs, seeds per mode {seeds.to_dict()}"
-            rows.append(_row(claim="5", statistic=statistic, verdict="inconclusive", reason=reason, **ident, **result))
-            continue
-        rho, p_value = spearmanr(joined["compression"], joined["gap"])
-        result["value"] = float(rho)
-        if not np.isfinite(rho):
-            verdict, reason = "inconclusive", "ρ undefined (constant compression or gap)"
-        elif rho <= -RHO_MIN:
-            verdict, reason = "holds", f"ρ = {rho:.3f} <= −{RHO_MIN:g} (p = {p_value:.3g}, n = {len(joined)})"
-        elif rho >= RHO_MIN:
-            verdict, reason = "fails", f"ρ = {rho:.3f} >= {RHO_MIN:g} (p = {p_value:.3g}, n = {len(joined)})"
-        else:
-            verdict, reason = "inconclusive", f"|ρ| = {abs(rho):.3f} < {RHO_MIN:g} (weak; p = {p_value:.3g}, n = {len(joined)})"
-        result["difference"] = float(rho) + RHO_MIN
-        rows.append(_row(claim="5", statistic=statistic, verdict=verdict, reason=reason, **ident, **result))
-    return rows
-
-
-# --------------------------------------------------------------------------------------
-def evaluate_claims(inputs: Inputs) -> pd.DataFrame:
-    """All registered claims -> one table (COLUMNS), claims in registry order."""
-    rows = [row for name in claim_ids() for row in CLAIMS.get(name)(inputs)]
-    table = pd.DataFrame(rows, columns=COLUMNS)
-    for col in ("n_value", "n_reference"):
-        table[col] = table[col].fillna(0)
-    return contracts.CLAIMS.conform(table)
-
-
-def combine(verdicts: Sequence[str]) -> str:
-    """Several verdicts -> one: holds if all hold, fails if all fail, else inconclusive."""
-    verdicts = list(verdicts)
-    if verdicts and all(v == "holds" for v in verdicts):
-        return "holds"
-    if verdicts and all(v == "fails" for v in verdicts):
-        return "fails"
-    return "inconclusive"
-
-
-def overall(table: pd.DataFrame, claim_id: str) -> tuple[str, str]:
-    """(verdict, reason) of one claim over all its comparisons. Parts of one comparison
-    (claim 3) combine first: holds if all parts hold, fails if any fails."""
-    rows = table[table["claim"] == claim_id]
-    if rows.empty:
-        return "inconclusive", "no comparisons"
-    keys = ["dataset", "arch", "setting", "mode", "reference_mode"]
-    per_comparison = []
-    for _, parts in rows.groupby(keys, sort=False):
-        verdicts = set(parts["verdict"])
-        per_comparison.append(
-            "fails" if "fails" in verdicts else "holds" if verdicts == {"holds"} else "inconclusive"
-        )
-    counts = ", ".join(f"{v} {per_comparison.count(v)}" for v in VERDICTS)
-    reason = f"{counts} (of {len(per_comparison)} comparison{'s' if len(per_comparison) != 1 else ''})"
-    return combine(per_comparison), reason
 
 
 def claim_ids() -> list[str]:
@@ -350,64 +111,379 @@ def claim_ids() -> list[str]:
     return sorted(CLAIMS.names(), key=lambda name: (len(name), name))
 
 
-def _num(value: float, std: float = math.nan) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
+# ------------------------------------------------------------------------------ the five claims
+@claim(
+    "1",
+    title="input information through depth",
+    statement="End-to-end (E2E) training propagates input information through depth better than layer-wise "
+    "training: nHSIC(X; Z_l) stays higher in deeper layers under E2E.",
+    statistic="Per seed, the dependence on X (excess over the permutation null) averaged over the deeper half of "
+    "the blocks (block indices >= B // 2 of B blocks) at the last snapshot (primary); the classifier logits' "
+    "dependence on X separately (secondary). Paired by seed, E2E − other > 0.",
+    mean="mean over seeds of the paired difference E2E − other",
+)
+def input_information(dependence: pd.DataFrame, metrics: pd.DataFrame, options: Options):
+    return S.claim_input_information(dependence, options.alpha)
+
+
+@claim(
+    "2",
+    title="layer differentiation",
+    statement="E2E layers differentiate: their information-plane trajectories differ by depth, while layer-wise "
+    "layers behave alike.",
+    statistic="Per seed, the mean over block pairs of 1 − cosine similarity of their step sequences (dx, dy) in "
+    "the information plane, each axis scaled by its range over the dataset × arch × setting (trajectory shape, "
+    "primary); the mean distance between the blocks' points (secondary). Paired by seed, E2E − other > 0.",
+    mean="mean over seeds of the paired difference E2E − other",
+)
+def differentiation(dependence: pd.DataFrame, metrics: pd.DataFrame, options: Options):
+    return S.claim_differentiation(dependence, options.alpha)
+
+
+@claim(
+    "3",
+    title="information bottleneck of the last block, E2E",
+    statement="Under E2E the final representation follows the information bottleneck: nHSIC(Y; Z_L) rises, and "
+    "late in training nHSIC(X; Z_L) falls (compression).",
+    statistic="Z_L = the last block. Fitting: dependence on Y at the last snapshot minus at the first, > 0. "
+    "Compression: the highest interior snapshot of the dependence on X lies above the last one (one-sided t-tests "
+    "at every interior snapshot, Bonferroni over them, so choosing the peak is paid for), the pooled peak lies "
+    "strictly inside the snapshots, and the cross-fitted fall exceeds 1.645 batch standard errors. Both parts "
+    "must hold; other modes are reported descriptively.",
+    mean="fitting: mean over seeds of last − first; compression: mean cross-fitted fall (each seed's peak chosen "
+    "on the other seeds)",
+)
+def bottleneck(dependence: pd.DataFrame, metrics: pd.DataFrame, options: Options):
+    return S.claim_bottleneck(dependence, options.alpha)
+
+
+@claim(
+    "4",
+    title="test accuracy",
+    statement="E2E reaches higher test accuracy than layer-wise training of the same network.",
+    statistic="Per seed, the whole network's test accuracy at the last epoch (auxiliary heads never read). "
+    "Paired by seed, E2E − other > 0. Does not depend on the dependence estimator (setting n/a).",
+    mean="mean over seeds of the paired difference E2E − other (accuracy as a fraction)",
+)
+def accuracy(dependence: pd.DataFrame, metrics: pd.DataFrame, options: Options):
+    return S.claim_accuracy(metrics, options.alpha)
+
+
+@claim(
+    "5",
+    title="middle-layer compression and generalization",
+    statement="Compression in middle layers goes with better generalization.",
+    statistic="Per run, compression = mean over the middle blocks of peak − last dependence on X; within each "
+    "mode with >= 5 seeds, Spearman ρ across seeds between compression and the generalization gap (train − test "
+    "accuracy), Fisher-combined over modes; claimed ρ < 0 (primary). With test accuracy, ρ > 0 (secondary). "
+    "Stratified permutation test; seed-bootstrap interval.",
+    mean="Fisher-combined within-mode Spearman ρ (descriptive rows: ρ within one mode)",
+)
+def compression_generalization(dependence: pd.DataFrame, metrics: pd.DataFrame, options: Options):
+    return S.claim_compression_generalization(dependence, metrics, options.alpha, options.n_perm, options.n_boot,
+                                              options.seed)  # fmt: skip
+
+
+# ------------------------------------------------------------------------------ evaluation
+def evaluate_claims(dependence: pd.DataFrame, metrics: pd.DataFrame, options: Options = Options(),
+                    claims: list[str] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:  # fmt: skip
+    """Every registered claim (or those in `claims`) -> (results (statistics.RESULT_COLUMNS),
+    differences (statistics.DIFFERENCE_COLUMNS)), claims in numeric order. Deterministic for a
+    given options.seed (claim 5's bootstrap and permutation draws)."""
+    parts = [CLAIMS.get(name)(dependence, metrics, options) for name in (claims or claim_ids())]
+    return (S.concat_frames([p[0] for p in parts], S.RESULT_COLUMNS),
+            S.concat_frames([p[1] for p in parts], S.DIFFERENCE_COLUMNS))  # fmt: skip
+
+
+def protocol_setting(dependence: pd.DataFrame) -> str | None:
+    """The setting label of the paper's protocol (PROTOCOL; batch 128 preferred when several batch
+    sizes were measured), or None when the table has no such rows."""
+    if dependence.empty or not {*PROTOCOL, "setting", "batch_size"} <= set(dependence.columns):
+        return None
+    match = pd.Series(True, index=dependence.index)
+    for key, want in PROTOCOL.items():
+        column = dependence[key]
+        if isinstance(want, float):
+            match &= np.isclose(column.astype("float64"), want, rtol=1e-9, atol=0)
+        else:
+            match &= column.astype("string").fillna("") == want
+    found = dependence.loc[match, ["setting", "batch_size"]].drop_duplicates()
+    if found.empty:
+        return None
+    preferred = found[found["batch_size"] == PROTOCOL_BATCH]
+    return sorted((preferred if len(preferred) else found)["setting"])[0]
+
+
+@dataclass
+class ClaimsReport:
+    """Everything the claims outputs show. settings: one row per estimator setting used (id "S1"..,
+    setting, basis_xz, basis_yz, protocol); left_out: settings without evidence, each with why."""
+
+    results: pd.DataFrame
+    differences: pd.DataFrame
+    headline_setting: str
+    headline_note: str
+    settings: pd.DataFrame
+    left_out: list[str]
+    matrix: pd.DataFrame
+    lines: pd.DataFrame
+    summaries: pd.DataFrame
+
+
+def _without_evidence(dependence: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """Drop the settings with rows measured without permutations (no null, so no excess to judge)."""
+    if dependence.empty or "permutations" not in dependence:
+        return dependence, []
+    none = dependence.loc[dependence["permutations"] == 0, "setting"].unique()
+    notes = [f"{setting}: measured without a permutation null (permutations = 0), so there is no excess to judge; "
+             f"set dependence.permutations > 0 and rerun the dependence stage" for setting in sorted(none)]
+    return dependence[~dependence["setting"].isin(none)], notes
+
+
+def _match_key(frame: pd.DataFrame) -> pd.Series:
+    """Row identity for pairing excess and raw results; claim 5's tested row is named by the modes it
+    used, which may differ between the two, so it is matched by its part and setting only."""
+    tested5 = (frame["claim"] == "5") & (frame["verdict"] != S.DESCRIPTIVE)
+    mode = frame["mode"].astype(str).where(~tested5, "*")
+    cols = [frame[c].astype(str) for c in ("claim", "part", "dataset", "arch", "setting")]
+    return pd.Series(["|".join(t) for t in zip(*cols, mode, frame["reference_mode"].astype(str))], index=frame.index)
+
+
+def _with_raw(results: pd.DataFrame, raw: pd.DataFrame) -> pd.DataFrame:
+    """results plus raw_mean / raw_ci_low / raw_ci_high from the same statistic on the raw values."""
+    out = results.copy()
+    for col in ("raw_mean", "raw_ci_low", "raw_ci_high"):
+        out[col] = math.nan
+    if raw.empty or out.empty:
+        return out
+    raw = raw[raw["setting"] != S.NO_SETTING]
+    lookup = raw.assign(_key=_match_key(raw)).drop_duplicates("_key").set_index("_key")
+    key = _match_key(out)
+    found = key.isin(lookup.index) & (out["setting"] != S.NO_SETTING)
+    for col, src in (("raw_mean", "mean"), ("raw_ci_low", "ci_low"), ("raw_ci_high", "ci_high")):
+        out.loc[found, col] = lookup.loc[key[found], src].to_numpy(np.float64)
+    return out
+
+
+def evaluate(inputs: Inputs, options: Options = Options()) -> ClaimsReport:
+    """Every claim under every estimator setting present, with the raw companions, the headline
+    setting, the robustness matrix and lines, and one summary line per claim."""
+    dependence, left_out = _without_evidence(inputs.dependence)
+    results, differences = evaluate_claims(dependence, inputs.metrics, options)
+    raw = pd.DataFrame(columns=S.RESULT_COLUMNS)
+    if len(dependence):
+        dependent = [c for c in claim_ids() if c != "4"]  # claim 4 reads no dependence
+        raw, _ = evaluate_claims(S.raw_dependence(dependence), inputs.metrics, options, claims=dependent)
+    results = _with_raw(results, raw)
+
+    measured = sorted(set(dependence["setting"])) if len(dependence) else []
+    protocol = protocol_setting(dependence)
+    if protocol is not None:
+        headline, note = protocol, f"the paper's protocol ({PROTOCOL_TEXT})"
+    elif measured:
+        headline = measured[0]
+        note = f"the paper's protocol ({PROTOCOL_TEXT}) was not measured; the first setting is used"
+    else:
+        headline, note = S.NO_SETTING, "no dependence setting was measured"
+    results["headline"] = results["setting"].isin([headline, S.NO_SETTING])
+    results = contracts.CLAIMS.conform(results[COLUMNS], "claims")
+    differences = contracts.CLAIM_DIFFERENCES.conform(differences, "claim differences")
+
+    settings = S.dependence_basis(dependence) if len(dependence) else pd.DataFrame(
+        columns=["setting", "basis_xz", "basis_yz"])  # fmt: skip
+    settings = settings.set_index("setting").reindex(measured).reset_index()
+    settings.insert(0, "id", [f"S{i + 1}" for i in range(len(settings))])
+    settings["protocol"] = settings["setting"] == protocol
+    matrix, lines = S.robustness(results) if len(results) else (pd.DataFrame(), pd.DataFrame(
+        columns=["claim", "n_settings", "holds_under", "fails_under", "holds_only_under_one", "line"]))  # fmt: skip
+    tested = set(results["setting"]) - {S.NO_SETTING}
+    primary = headline if headline in tested else (sorted(tested)[0] if tested else None)
+    summaries = S.claim_summaries(results, primary_setting=primary) if len(results) else pd.DataFrame(
+        columns=["claim", "verdict", "line"])  # fmt: skip
+    return ClaimsReport(results, differences, headline, note, settings, left_out, matrix, lines, summaries)
+
+
+def headline_verdicts(results: pd.DataFrame) -> dict[str, str]:
+    """claim -> its verdict under the headline setting (rows with `headline`), every registered claim."""
+    sub = results[results["headline"].astype(bool)]
+    settings = sorted(set(sub["setting"]) - {S.NO_SETTING})
+    summaries = S.claim_summaries(sub, primary_setting=settings[0] if settings else None) if len(sub) else None
+    found = {} if summaries is None else dict(zip(summaries["claim"], summaries["verdict"]))
+    return {name: found.get(name, "inconclusive") for name in claim_ids()}
+
+
+def summary_line(results: pd.DataFrame) -> str:
+    """One line for a log: each claim's headline verdict and how many settings it holds under."""
+    verdicts = headline_verdicts(results)
+    _, lines = S.robustness(results) if len(results) else (None, pd.DataFrame(columns=["claim"]))
+    lines = lines.set_index("claim")
+    parts = []
+    for name, verdict in verdicts.items():
+        extra = ""
+        if name in lines.index and lines.loc[name, "n_settings"] > 1:
+            extra = f" (holds under {lines.loc[name, 'holds_under']} of {lines.loc[name, 'n_settings']} settings)"
+        parts.append(f"claim {name}: {verdict}{extra}")
+    setting = sorted(set(results.loc[results["headline"].astype(bool), "setting"]) - {S.NO_SETTING})
+    return ", ".join(parts) + (f" [headline setting: {setting[0]}]" if setting else "")
+
+
+# ------------------------------------------------------------------------------ what a reader sees
+def _num(x: float, digits: int = 3) -> str:
+    return "" if x is None or (isinstance(x, float) and math.isnan(x)) else S.fmt_number(float(x), digits)
+
+
+def _p(x: float) -> str:
+    return _num(x, 2)
+
+
+def _interval(low: float, high: float) -> str:
+    if math.isnan(low) and math.isnan(high):
         return ""
-    return f"{value:.4g}" if math.isnan(std) else f"{value:.4g} ± {std:.2g}"
+    return f"[{S.fmt_number(float(low))}, {S.fmt_number(float(high))}]"
 
 
-def claims_markdown(table: pd.DataFrame, header: str) -> str:
-    lines = ["# Claims of the paper, tested on this experiment", "", header, ""]
-    lines += [
-        "Verdicts: **holds** = supported beyond the spread over seeds, **fails** = contradicted beyond it, "
-        "**inconclusive** = too few seeds/runs/epochs, a needed mode missing, or overlapping spreads. "
-        "Comparisons over seeds: holds if mean_A − mean_B > std_A + std_B (sample stds over seeds).",
-        "",
-        "| claim | verdict | comparisons |",
-        "|---|---|---|",
-    ]
-    for name in claim_ids():
-        verdict, reason = overall(table, name)
-        lines.append(f"| {name} | **{verdict}** | {reason} |")
-    lines.append("")
+def _who(r) -> str:
+    return f"{r.mode} vs {r.reference_mode}" if r.reference_mode else str(r.mode)
+
+
+COMPARISON_COLUMNS = ["dataset", "arch", "setting", "mode vs reference", "part", "statistic", "n seeds", "mean",
+                      "90 % interval", "effect size", "p", "corrected p", "test", "verdict", "reason",
+                      "raw value: mean [90 % interval]"]  # fmt: skip
+
+
+def comparison_rows(results: pd.DataFrame, ids: dict[str, str] | None = None) -> list[list[str]]:
+    """The per-comparison table's cells, one row per result row (same order); `ids` shortens the
+    setting labels (label -> "S1", ...; the legend is the matrix)."""
+    ids = ids or {}
+    rows = []
+    for r in results.itertuples():
+        part = r.part + ("" if r.primary else " (secondary)")
+        raw = "" if math.isnan(r.raw_mean) else f"{_num(r.raw_mean)} {_interval(r.raw_ci_low, r.raw_ci_high)}"
+        rows.append([r.dataset, r.arch, ids.get(r.setting, r.setting), _who(r), part, r.statistic, str(r.n_seeds),
+                     _num(r.mean), _interval(r.ci_low, r.ci_high), _num(r.effect_size), _p(r.p_value),
+                     _p(r.p_corrected), r.test, r.verdict, r.reason, raw])  # fmt: skip
+    return rows
+
+
+def _short(setting: str, settings: pd.DataFrame) -> str:
+    ids = dict(zip(settings["setting"], settings["id"]))
+    return f"{ids[setting]}: {setting}" if setting in ids else setting
+
+
+def _sections(report: ClaimsReport) -> list[tuple[str, list[str], Section | None]]:
+    """(heading, paragraphs, table) in reading order; the Markdown and the HTML render the same list."""
+    out = []
+    where = report.headline_setting
+    where_text = f"`{_short(where, report.settings)}`" if where != S.NO_SETTING else "(none)"
+    heads = [f"Headline setting: {where_text}: {report.headline_note}. Intervals are 90 % two-sided: two "
+             "one-sided 95 % bounds from inverting the test (claim 5: seed-bootstrap percentiles 5 % and 95 %); "
+             "p-values are one-sided, corrected by Holm within one claim part and setting."]  # fmt: skip
+    summary = [[r.claim, r.verdict, r.line] for r in report.summaries.itertuples()]
+    out.append(("Verdicts", heads, Section(["claim", "verdict", "under the headline setting"], summary,
+                                            [[False, True, False] for _ in summary], title="Verdicts")))
+    # the matrix setting x claim and the robustness lines
+    claims = [c for c in claim_ids() if c in set(report.results["claim"])]
+    matrix = report.matrix
+    rows, bold = [], []
+    for s in report.settings.itertuples():
+        cells = [s.id + (" (protocol)" if s.protocol else ""), s.setting, f"X: {s.basis_xz}; Y: {s.basis_yz}"]
+        cells += [matrix.loc[c, s.setting] if s.setting in matrix.columns and c in matrix.index
+                  and isinstance(matrix.loc[c, s.setting], str) else "–" for c in claims]  # fmt: skip
+        rows.append(cells)
+        bold.append([False] * 3 + [v in ("holds", "fails") for v in cells[3:]])
+    if S.NO_SETTING in matrix.columns:
+        cells = ["–", "n/a (no estimator)", "–"] + [matrix.loc[c, S.NO_SETTING] if c in matrix.index
+                                                    and isinstance(matrix.loc[c, S.NO_SETTING], str) else "–"
+                                                    for c in claims]  # fmt: skip
+        rows.append(cells)
+        bold.append([False] * 3 + [v in ("holds", "fails") for v in cells[3:]])
+    notes = ["Verdict of each claim under each estimator setting (a cell: holds when every comparison of the claim "
+             "holds there, fails when some fail and none hold, mixed when both). Dependence statistics use the "
+             "excess over the permutation null, a value within its null counting as 0; the raw value is reported "
+             "beside it in the tables below and never decides."]  # fmt: skip
+    raw_x = report.settings[report.settings["basis_xz"].str.contains("raw", na=False)]
+    if len(raw_x):
+        notes.append("Without a null for I(X;T) (kde and binning: I(X;T) does not involve X, so shuffling cannot "
+                     "test it), the raw value of I(X;T) is used under " + ", ".join(raw_x["id"]) + ".")
+    if report.left_out:
+        notes.append("Left out of the claims: " + "; ".join(report.left_out) + ".")
+    columns = ["id", "setting", "dependence used"] + [f"claim {c}" for c in claims]
+    out.append(("Robustness across estimator settings", notes,
+                Section(columns, rows, bold, title="Verdicts by estimator setting")))
+    lines = [[f"claim {r.claim}", r.line] for r in report.lines.itertuples()]
+    out.append(("", [], Section(["claim", "across settings"], lines, title="Across settings")))
+    # one table per claim
+    verdicts = dict(zip(report.summaries["claim"], report.summaries["verdict"]))
     for name in claim_ids():
         spec: Claim = CLAIMS.get(name)
-        verdict, reason = overall(table, name)
-        lines += [f"## Claim {name}: {verdict}", "", f"*Claim.* {spec.statement}", "", f"*Test.* {spec.test}", ""]
-        rows = table[table["claim"] == name]
-        lines.append(
-            "| dataset | arch | estimator | part | mode | vs. | statistic | value | reference | difference | "
-            "threshold | n | verdict | reason |"
-        )
-        lines.append("|" + "---|" * 14)
-        for r in rows.itertuples():
-            n = f"{r.n_value}" + (f" / {r.n_reference}" if r.reference_mode else "")
-            cells = [
-                r.dataset, r.arch, r.setting, r.part, r.mode, r.reference_mode, r.statistic,
-                _num(r.value, r.value_std), _num(r.reference, r.reference_std), _num(r.difference),
-                _num(r.threshold), n, f"**{r.verdict}**", r.reason,
-            ]  # fmt: skip
-            lines.append("| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |")
-        lines.append("")
+        ids = dict(zip(report.settings["setting"], report.settings["id"]))
+        rows = comparison_rows(report.results[report.results["claim"] == name], ids)
+        bold = [[j == COMPARISON_COLUMNS.index("verdict") and r[j] in ("holds", "fails") for j in range(len(r))]
+                for r in rows]  # fmt: skip
+        text = [f"*Claim.* {spec.statement}", f"*Statistic.* {spec.statistic}", f"*mean* = {spec.mean}; *setting*: "
+                "the id of the matrix above."]
+        heading = f"Claim {name} ({spec.title}): {verdicts.get(name, 'inconclusive')}"
+        out.append((heading, text, Section(COMPARISON_COLUMNS, rows, bold, title=heading)))
+    return out
+
+
+def _md_table(section: Section) -> list[str]:
+    def cell(text: str, bold: bool) -> str:
+        text = str(text).replace("|", "\\|").replace("\n", " ")
+        return f"**{text}**" if bold and text else text
+
+    lines = ["| " + " | ".join(section.columns) + " |", "|" + "---|" * len(section.columns)]
+    for i, row in enumerate(section.rows):
+        lines.append("| " + " | ".join(cell(c, section.is_bold(i, j)) for j, c in enumerate(row)) + " |")
+    return lines
+
+
+TITLE = "Claims of the paper, tested on this experiment"
+READING = ("Each claim is a statistic fixed in advance, computed per seed, compared across modes as paired "
+           "differences and judged by one rule (docs/claims.md): " + "; ".join(
+               f"**{v}**: {t}" for v, t in VERDICT_TEXT.items()) + ".")  # fmt: skip
+
+
+def claims_markdown(report: ClaimsReport, header: str) -> str:
+    lines = [f"# {TITLE}", "", header, "", READING, ""]
+    for heading, paragraphs, section in _sections(report):
+        if heading:
+            lines += [f"## {heading}", ""]
+        for text in paragraphs:
+            lines += [text, ""]
+        if section is not None and heading == "Verdicts":
+            lines += [f"- **Claim {r[0]}: {r[1]}** — {r[2].split(' -- ', 1)[-1]}" for r in section.rows] + [""]
+        elif section is not None:
+            lines += (_md_table(section) if section.rows else ["(no rows)"]) + [""]
     return "\n".join(lines)
 
 
-def claims_display(table: pd.DataFrame, header: str) -> Display:
-    """The claims as a display table (for the HTML page in the report)."""
-    summary = []
-    for name in claim_ids():
-        verdict, reason = overall(table, name)
-        summary.append([name, CLAIMS.get(name).statement, verdict, reason])
-    sections = [Section(["claim", "statement", "verdict", "comparisons"], summary, title="Summary")]
-    for name in claim_ids():
-        spec: Claim = CLAIMS.get(name)
-        rows = []
-        for r in table[table["claim"] == name].itertuples():
-            rows.append(
-                [r.dataset, r.arch, r.setting, f"{r.mode} {r.part}".strip(), r.reference_mode, r.statistic,
-                 _num(r.value, r.value_std), _num(r.reference, r.reference_std), _num(r.threshold), r.verdict, r.reason]
-            )  # fmt: skip
-        columns = ["dataset", "arch", "estimator", "mode", "vs.", "statistic", "value", "reference", "threshold",
-                   "verdict", "reason"]  # fmt: skip
-        sections.append(Section(columns, rows, title=f"Claim {name}: {spec.statement} Test: {spec.test}"))
-    return Display("Claims of the paper, tested on this experiment", header, sections)
+def claims_display(report: ClaimsReport, header: str) -> Display:
+    """The same content as `claims_markdown`, as a display (the HTML page of the report)."""
+    sections, notes = [], [READING.replace("**", "")]
+    for heading, paragraphs, section in _sections(report):
+        if section is None:
+            continue
+        extra = " ".join(p.replace("*", "").replace("`", "") for p in paragraphs)
+        title = heading or section.title
+        sections.append(Section(section.columns, section.rows or [["(no rows)"] + [""] * (len(section.columns) - 1)],
+                                section.bold or [], title=f"{title}. {extra}".strip().rstrip(".") + "."))
+    return Display(TITLE, header, sections, note=" ".join(notes))
+
+
+def write_claims(report: ClaimsReport, out: str | Path, header: str) -> list[Path]:
+    """claims.parquet, claim_differences.parquet, claims.md and claims.html under `out`."""
+    out = Path(out)
+    contracts.CLAIMS.write(report.results, out / "claims.parquet")
+    contracts.CLAIM_DIFFERENCES.write(report.differences, out / "claim_differences.parquet")
+    io.write_text(out / "claims.md", claims_markdown(report, header))
+    io.write_text(out / "claims.html", to_html(claims_display(report, header)))
+    return [out / "claims.parquet", out / "claim_differences.parquet", out / "claims.md", out / "claims.html"]
+
+
+def figure_labels() -> dict[str, tuple[str, str]]:
+    """claim -> (title, x-axis label) of its figure."""
+    axis = {"3": "per-seed statistic (fitting: last − first; compression: peak − last)",
+            "5": "Spearman ρ (points: within one mode)"}  # fmt: skip
+    default = "paired difference E2E − other, per seed"
+    return {name: (f"Claim {name}: {CLAIMS.get(name).title}", axis.get(name, default)) for name in claim_ids()}

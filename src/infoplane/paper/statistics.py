@@ -41,9 +41,12 @@ Decision rule (decided before looking at any real results)
   statistic that cannot be formed; descriptive: rows reported for comparison only (claim 3
   for non-E2E modes, claim 5 per mode), never tested.
 
-Claim statistics: `CLAIMS` states each; the `claim_*` functions compute them (claim 3's compression
-is the one place where the rule's test is replaced: choosing the peak on the data needs a test
-that pays for the choice, see `peak_fall_test`). docs/claims.md says why each matches its claim.
+Claim statistics: the registry of `infoplane.paper.claims` states each claim and its statistic;
+the `claim_*` functions here compute them (claim 3's compression is the one place where the rule's
+test is replaced: choosing the peak on the data needs a test that pays for the choice, see
+`peak_fall_test`). docs/claims.md says why each matches its claim. Run identity helpers (E2E
+modes, mode order, last epochs, whole-network rows, layer groups, compression, generalization
+gap) are those of `infoplane.paper.common`: one owner each.
 
 Inputs: the dependence table (one row per run x snapshot epoch x layer x estimator setting)
 with at least `dataset, arch, mode, seed, epoch, layer, layer_name, setting, excess_xz,
@@ -51,11 +54,14 @@ excess_yz, p_xz, p_yz` (claim 3 also `value_xz_std, n_batches`), where layer is 
 and the classifier logits are the last layer of each dataset x arch; and the metrics table
 with `dataset, arch, mode, seed, epoch, split, layer_name, accuracy` (whole network rows have
 layer_name == "classifier"). Dependence is the excess over the permutation null; a value
-with permutation p >= 0.05 counts as no dependence (excess 0).
+with permutation p >= 0.05 counts as no dependence (excess 0). Where an estimator has no null by
+design (I(X;T) of kde and binning: null, excess and p are NaN although permutations were drawn)
+the raw value is used (`used_dependence`, `dependence_basis`); rows measured without any
+permutations (`permutations == 0`) have no evidence and give NaN.
 
-Outputs (`evaluate_claims`): `results`, one row per comparison (RESULT_COLUMNS), and
-`differences`, one row per comparison x seed (DIFFERENCE_COLUMNS); `robustness` and
-`claim_summaries` condense them.
+Outputs (each `claim_*`, concatenated by `infoplane.paper.claims.evaluate_claims`): `results`, one
+row per comparison (RESULT_COLUMNS), and `differences`, one row per comparison x seed
+(DIFFERENCE_COLUMNS); `robustness` and `claim_summaries` condense them.
 """
 
 from __future__ import annotations
@@ -69,6 +75,10 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from .common import deep_layers, final_rows, generalization_gap, is_e2e, middle_layers, mode_order
+from .common import compression as peak_minus_last
+from .common import whole_network
+
 #: One-sided level of every test ("holds" and "fails" each).
 ALPHA = 0.05
 #: Fewest paired seeds for any verdict (the rule's floor; see `seeds_needed`).
@@ -80,8 +90,6 @@ NULL_P = 0.05
 #: Bootstrap replicates and Monte-Carlo permutations (claim 5).
 N_BOOTSTRAP = 2000
 N_PERMUTATIONS = 4999
-#: Mode name (or prefix "e2e-") of end-to-end training.
-E2E = "e2e"
 #: Setting label of claims that do not depend on the dependence estimator (claim 4).
 NO_SETTING = "n/a"
 
@@ -117,25 +125,6 @@ DEPENDENCE_COLUMNS = ["dataset", "arch", "mode", "seed", "epoch", "layer", "laye
 METRICS_COLUMNS = ["dataset", "arch", "mode", "seed", "epoch", "split", "layer_name", "accuracy"]
 PER_SEED_COLUMNS = ["dataset", "arch", "setting", "mode", "seed", "value"]
 
-#: The claims (METHOD.md) and the statistic that decides each; parts marked primary decide.
-CLAIMS = {
-    "1": "E2E propagates input information through depth better: per seed, the excess nHSIC(X;Z_l) "
-    "averaged over the deeper half of the blocks at the last epoch (primary); the classifier logits "
-    "separately (secondary). E2E - other > 0.",
-    "2": "E2E layers differentiate, layer-wise layers behave alike: per seed, the mean over block pairs of "
-    "1 - cosine similarity of their step sequences (dx, dy) in the range-scaled information plane "
-    "(trajectory shape, primary); the mean distance between the blocks' points (secondary). E2E - other > 0.",
-    "3": "The final representation follows the information bottleneck (E2E): fitting = excess nHSIC(Y;Z_L) "
-    "at the last epoch minus at the first snapshot > 0; compression = the highest interior snapshot of the "
-    "excess nHSIC(X;Z_L) lies above the last one (t-tests at every interior snapshot, Bonferroni over them, "
-    "so choosing the peak is paid for), the pooled peak lies strictly inside the snapshots, and the "
-    "cross-fitted fall exceeds 1.645 batch standard errors. Both parts must hold.",
-    "4": "E2E reaches higher test accuracy: paired difference of the whole network's last-epoch test accuracy > 0.",
-    "5": "Middle-layer compression goes with better generalization: within each mode, Spearman rho across "
-    "seeds between middle-block compression (peak - last excess nHSIC(X;Z_l)) and the generalization gap "
-    "(train - test accuracy), Fisher-combined over modes; claimed rho < 0 (primary); with test accuracy "
-    "rho > 0 (secondary).",
-}
 
 
 # ======================================================================================
@@ -250,7 +239,7 @@ def location_test(differences, alpha: float = ALPHA) -> dict[str, np.ndarray | s
     if n <= MAX_EXACT_SEEDS:
         p_greater, p_less = sign_flip_pvalues(d)
         low, high = sign_flip_bounds(d, alpha)
-        test, min_p = f"exact sign-flip ({n} seeds, {2**n} patterns)", 2.0**-n
+        test, min_p = f"exact sign-flip ({seeds_text(n)}, {2**n} patterns)", 2.0**-n
     else:
         p_greater, p_less = t_pvalues(d)
         low, high = t_bounds(d, alpha)
@@ -329,7 +318,13 @@ def _row(**fields) -> dict:
     return row
 
 
-def _fmt(x: float, digits: int = 3) -> str:
+def seeds_text(n: int) -> str:
+    """'1 seed', '6 seeds'."""
+    return f"{n} seed{'s' * (n != 1)}"
+
+
+def fmt_number(x: float, digits: int = 3) -> str:
+    """A number as short text (`digits` significant digits; nan and -inf / inf spelled out)."""
     if x is None or (isinstance(x, float) and math.isnan(x)):
         return "nan"
     if math.isinf(x):
@@ -375,9 +370,10 @@ def decide(rows: pd.DataFrame | Sequence[dict], alpha: float = ALPHA) -> pd.Data
 def _verdict(r: dict, testable: bool, k: int, need: int, alpha: float) -> tuple[str, str]:
     n, greater = int(r["n_seeds"]), r["direction"] == "greater"
     unit = "seeds per mode" if r["_kind"] == "permutation" else "paired seeds" if r["reference_mode"] else "seeds"
+    have = f"{n} {unit.replace('seeds', 'seed') if n == 1 else unit}"
     if not testable:
         if n < MIN_SEEDS:
-            return "underpowered", f"{n} {unit}; the rule needs >= {need} (no verdict below {MIN_SEEDS})"
+            return "underpowered", f"{have}; the rule needs >= {need} (no verdict below {MIN_SEEDS})"
         return "inconclusive", "no p-value could be formed"
     p, pr, pc, prc = (float(r[c]) for c in ("p_value", "p_reverse", "p_corrected", "p_reverse_corrected"))
     low, high = float(r["ci_low"]), float(r["ci_high"])
@@ -385,22 +381,23 @@ def _verdict(r: dict, testable: bool, k: int, need: int, alpha: float) -> tuple[
     hold_side = low > 0 if greater else high < 0
     fail_side = high < 0 if greater else low > 0
     level = f"alpha = {alpha:g}, Holm over {k} comparison{'s' * (k != 1)}"
-    bounds = f"95 % bounds [{_fmt(low)}, {_fmt(high)}] ({r['ci_method']})"
+    bounds = f"one-sided 95 % bounds [{fmt_number(low)}, {fmt_number(high)}] ({r['ci_method']})"
     if pc <= alpha and hold_side and not r["_hold_gate"]:
-        return "holds", f"mean {_fmt(r['mean'])} {claimed}: p = {_fmt(p)}, corrected {_fmt(pc)} <= {level}; {bounds}"
+        return "holds", (f"mean {fmt_number(r['mean'])} {claimed}: p = {fmt_number(p)}, corrected {fmt_number(pc)} "
+                         f"<= {level}; {bounds}")  # fmt: skip
     if prc <= alpha and fail_side:
-        return "fails", (f"mean {_fmt(r['mean'])} {opposite} (against the claim): p = {_fmt(pr)}, corrected "
-                         f"{_fmt(prc)} <= {level}; {bounds}")  # fmt: skip
+        return "fails", (f"mean {fmt_number(r['mean'])} {opposite} (against the claim): p = {fmt_number(pr)}, "
+                         f"corrected {fmt_number(prc)} <= {level}; {bounds}")  # fmt: skip
     if pc <= alpha and r["_hold_gate"]:
-        return "inconclusive", f"significant (corrected p = {_fmt(pc)}) but {r['_hold_gate']}; {bounds}"
+        return "inconclusive", f"significant (corrected p = {fmt_number(pc)}) but {r['_hold_gate']}; {bounds}"
     if pc <= alpha and not hold_side:
-        return "inconclusive", f"corrected p = {_fmt(pc)} <= {alpha:g} but the interval reaches 0: {bounds}"
+        return "inconclusive", f"corrected p = {fmt_number(pc)} <= {alpha:g} but the interval reaches 0: {bounds}"
     min_p = float(r["_min_p"])
     if min_p > alpha / k:
-        return "underpowered", (f"{n} {unit}: the smallest attainable p-value {_fmt(min_p)} exceeds the first "
-                                f"Holm level {_fmt(alpha / k)} ({level}); needs >= {need} {unit}")  # fmt: skip
-    return "inconclusive", (f"not significant either way: corrected p = {_fmt(pc)} (claimed), {_fmt(prc)} "
-                            f"(reverse), {level}; {bounds}; {n} {unit}")  # fmt: skip
+        return "underpowered", (f"{have}: the smallest attainable p-value {fmt_number(min_p)} exceeds the first "
+                                f"Holm level {fmt_number(alpha / k)} ({level}); needs >= {need} {unit}")  # fmt: skip
+    return "inconclusive", (f"not significant either way: corrected p = {fmt_number(pc)} (claimed), "
+                            f"{fmt_number(prc)} (reverse), {level}; {bounds}; {have}")  # fmt: skip
 
 
 # ======================================================================================
@@ -423,33 +420,81 @@ def _unique(frame: pd.DataFrame, keys: list[str], name: str) -> None:
                          f"aggregate them to one row per key before computing claims")  # fmt: skip
 
 
-def is_e2e(mode: str) -> bool:
-    return mode == E2E or str(mode).startswith(E2E + "-")
+#: How a dependence value enters the claims (`dependence_basis`).
+EXCESS, RAW, NO_EVIDENCE = "excess over the permutation null", "raw value (the estimator has no null)", \
+    "none (measured without permutations)"
 
 
-def _mode_order(modes: Iterable[str]) -> list[str]:
-    modes = sorted(set(map(str, modes)))
-    return [m for m in modes if is_e2e(m)] + [m for m in modes if not is_e2e(m)]
+def _bases(frame: pd.DataFrame, axis: str) -> tuple[pd.Series, pd.Series]:
+    """(no null by design, no evidence) masks of one axis: the null, excess and p are NaN although
+    permutations were drawn (kde / binning I(X;T)), or no permutations were drawn at all."""
+    missing = frame[f"p_{axis}"].astype(float).isna() & frame[f"excess_{axis}"].astype(float).isna()
+    if "permutations" not in frame:
+        return missing, pd.Series(False, index=frame.index)
+    drawn = frame["permutations"].astype("float64") > 0
+    return missing & drawn, ~drawn
 
 
 def used_dependence(dependence: pd.DataFrame) -> pd.DataFrame:
     """dependence plus dep_xz / dep_yz: the excess over the null, 0 where the value is within its
-    null (permutation p >= NULL_P) -- claims judge dependence beyond chance, never raw values."""
+    null (permutation p >= NULL_P) -- claims judge dependence beyond chance, never raw values. Two
+    exceptions: an estimator without a null by design (I(X;T) of kde and binning, which does not
+    involve X) enters with its raw value; a row measured without permutations has no evidence (NaN)."""
     _require(dependence, DEPENDENCE_COLUMNS, "dependence")
     _unique(dependence, ["dataset", "arch", "mode", "seed", "epoch", "layer", "setting"], "dependence")
     out = dependence.copy()
     for axis in ("xz", "yz"):
         excess = out[f"excess_{axis}"].astype(float)
-        out[f"dep_{axis}"] = excess.where(~(out[f"p_{axis}"].astype(float) >= NULL_P), 0.0)
+        used = excess.where(~(out[f"p_{axis}"].astype(float) >= NULL_P), 0.0)
+        no_null, no_evidence = _bases(out, axis)
+        if no_null.any():
+            if f"value_{axis}" not in out:
+                raise ValueError(f"dependence rows without a null (p_{axis} and excess_{axis} NaN) need their raw "
+                                 f"value: the table lacks value_{axis}")  # fmt: skip
+            used = used.where(~no_null, out[f"value_{axis}"].astype(float))
+        out[f"dep_{axis}"] = used.where(~no_evidence, math.nan)
     out["layer"] = out["layer"].astype("int64")
     # the classifier logits are the last layer of each dataset x arch; blocks are all others
     out["n_blocks"] = out.groupby(["dataset", "arch"])["layer"].transform("max")
     return out
 
 
-def _final(frame: pd.DataFrame, run: list[str]) -> pd.DataFrame:
-    last = frame.groupby(run)["epoch"].transform("max")
-    return frame[frame["epoch"] == last]
+def dependence_basis(dependence: pd.DataFrame) -> pd.DataFrame:
+    """Per setting, what the claims use on each axis: columns setting, basis_xz, basis_yz, each
+    EXCESS, RAW, NO_EVIDENCE or several of them joined by " / " (rows of one setting that differ)."""
+    _require(dependence, ["setting", "excess_xz", "excess_yz", "p_xz", "p_yz"], "dependence")
+    out = pd.DataFrame({"setting": dependence["setting"].astype(str)})
+    for axis in ("xz", "yz"):
+        no_null, no_evidence = _bases(dependence, axis)
+        out[f"basis_{axis}"] = np.where(no_evidence, NO_EVIDENCE, np.where(no_null, RAW, EXCESS))
+    return (out.groupby("setting", sort=True).agg(lambda b: " / ".join(sorted(set(b)))).reset_index())
+
+
+def raw_dependence(dependence: pd.DataFrame) -> pd.DataFrame:
+    """The same table with every value taken as it is (excess = value, p = NaN): the claims'
+    statistics computed on it are the raw companions of the excess-based ones (reported, never
+    deciding). Rows without permutations keep no evidence."""
+    _require(dependence, ["value_xz", "value_yz"], "dependence")
+    out = dependence.copy()
+    for axis in ("xz", "yz"):
+        out[f"excess_{axis}"] = out[f"value_{axis}"].astype(float)
+        out[f"p_{axis}"] = math.nan
+    return out
+
+
+def _final(dep: pd.DataFrame) -> pd.DataFrame:
+    """Each run's rows at its last epoch, per estimator setting (`common.final_rows` per setting)."""
+    if dep.empty:
+        return dep
+    return pd.concat([final_rows(group) for _, group in dep.groupby("setting", sort=False)])
+
+
+def _in_layer_groups(dep: pd.DataFrame, group) -> np.ndarray:
+    """Mask of the rows whose layer is in group(n_blocks) (`common.deep_layers` / `middle_layers`)."""
+    allowed = pd.MultiIndex.from_tuples([(int(b), layer) for b in dep["n_blocks"].unique() for layer in group(int(b))],
+                                        names=["n_blocks", "layer"])  # fmt: skip
+    rows = pd.MultiIndex.from_arrays([dep["n_blocks"].astype("int64"), dep["layer"].astype("int64")])
+    return rows.isin(allowed)
 
 
 def _rng(seed: int, *key) -> np.random.Generator:
@@ -540,7 +585,7 @@ def paired_comparison(per_seed: pd.DataFrame, *, claim: str, part: str, statisti
         result = location_test(block, alpha)
         _assign(rows, which, result, direction, ci_method="inverted " + result["test"].split(" (")[0])
     # groups without an e2e mode or without another mode
-    modes = data.groupby(group_keys, sort=True)["mode"].agg(lambda m: ", ".join(_mode_order(m)))
+    modes = data.groupby(group_keys, sort=True)["mode"].agg(lambda m: ", ".join(mode_order(m)))
     covered = set(map(tuple, combos[group_keys].itertuples(index=False, name=None)))
     lacking = modes[[key not in covered for key in modes.index]]
     extra = pd.DataFrame([dict(zip(group_keys, key), statistic=texts.loc[key], n_seeds=0, _preset="inconclusive",
@@ -603,8 +648,8 @@ def deep_input_dependence(dependence: pd.DataFrame) -> pd.DataFrame:
     """Per run and setting at the run's last epoch: part "deeper_blocks" = mean excess
     nHSIC(X;Z_l) over the deeper half of the blocks (block indices >= B // 2 of B blocks), part
     "classifier" = the logits' excess. Columns: PER_SEED_COLUMNS + part, statistic."""
-    dep = _final(used_dependence(dependence), ["dataset", "arch", "mode", "seed", "setting"])
-    deep = dep[(dep["layer"] < dep["n_blocks"]) & (dep["layer"] >= dep["n_blocks"] // 2)]
+    dep = _final(used_dependence(dependence))
+    deep = dep[_in_layer_groups(dep, deep_layers)]  # blocks B // 2 .. B - 1 (the classifier is layer B)
     keys = ["dataset", "arch", "setting", "mode", "seed"]
     a = deep.groupby(keys).agg(value=("dep_xz", "mean"), n_blocks=("n_blocks", "first")).reset_index()
     a["part"] = "deeper_blocks"
@@ -631,10 +676,11 @@ def _paired_parts(per_seed, claim, parts: dict[str, bool], alpha, direction="gre
                                  direction=direction, primary=primary, alpha=alpha)  # fmt: skip
         results.append(r)
         diffs.append(d)
-    return _concat(results, RESULT_COLUMNS), _concat(diffs, DIFFERENCE_COLUMNS)
+    return concat_frames(results, RESULT_COLUMNS), concat_frames(diffs, DIFFERENCE_COLUMNS)
 
 
-def _concat(frames, columns) -> pd.DataFrame:
+def concat_frames(frames, columns) -> pd.DataFrame:
+    """The non-empty frames one below the other (an empty frame with `columns` when none)."""
     frames = [f for f in frames if len(f)]
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
 
@@ -808,9 +854,15 @@ def _bottleneck_mode(arr, seeds, epochs, ident, last_block, name, alpha):
     for row in base.values():
         row["n_seeds"] = n
     if len(epochs) < 3 or n < 2:
-        why = f"needs >= 3 snapshot epochs shared by all seeds and >= 2 seeds, has {len(epochs)} and {n}"
+        if len(epochs) < 3:  # the statistic cannot be formed, whatever the seeds
+            preset, why = "inconclusive", f"needs >= 3 snapshot epochs shared by all seeds, has {len(epochs)}"
+        else:
+            preset, why = "underpowered", f"{n} seed; the rule needs >= {MIN_SEEDS} (no verdict below {MIN_SEEDS})"
         for row in base.values():
-            row.update(_preset=row["_preset"] or ("underpowered" if n < 2 else "inconclusive"), reason=why)
+            if row["_preset"]:  # descriptive rows stay descriptive
+                row["reason"] += f"; {why}"
+            else:
+                row.update(_preset=preset, reason=why)
         return list(base.values()), []
     rise = y[:, -1] - y[:, 0]
     fitting = location_test(rise[None, :], alpha)
@@ -827,10 +879,10 @@ def _bottleneck_mode(arr, seeds, epochs, ident, last_block, name, alpha):
                 peak_epoch=float(epochs[pooled_peak]), _min_p=res["min_p"], _kind="t",
                 _note=(f"peak at epoch {epochs[pooled_peak]} (snapshots {epochs[0]}..{epochs[-1]}), strongest evidence "
                        f"at epoch {epochs[1 + res['best']]}; mean = cross-fitted fall; batch standard error of the "
-                       f"fall {_fmt(res['batch_se'])}"))  # fmt: skip
+                       f"fall {fmt_number(res['batch_se'])}"))  # fmt: skip
     if res["fall"] <= z * res["batch_se"]:
-        comp["_hold_gate"] = (f"the cross-fitted fall {_fmt(res['fall'])} does not exceed {z:.3g} x its batch "
-                              f"standard error {_fmt(res['batch_se'])}")  # fmt: skip
+        comp["_hold_gate"] = (f"the cross-fitted fall {fmt_number(res['fall'])} does not exceed {z:.3g} x its batch "
+                              f"standard error {fmt_number(res['batch_se'])}")  # fmt: skip
     if not 0 < pooled_peak < len(epochs) - 1:
         where = "the first" if pooled_peak == 0 else "the last"
         comp["_hold_gate"] = f"the peak of nHSIC(X;Z_L) is at {where} snapshot (epoch {epochs[pooled_peak]})"
@@ -850,9 +902,10 @@ def _bottleneck_mode(arr, seeds, epochs, ident, last_block, name, alpha):
 def final_accuracy(metrics: pd.DataFrame, split: str = "test") -> pd.DataFrame:
     """Per run: the whole network's accuracy on `split` at the run's last epoch (PER_SEED_COLUMNS)."""
     _require(metrics, METRICS_COLUMNS, "metrics")
-    whole = metrics[(metrics["layer_name"] == "classifier") & (metrics["split"] == split)]
+    whole = whole_network(metrics)
+    whole = whole[whole["split"] == split]
     _unique(whole, ["dataset", "arch", "mode", "seed", "epoch"], f"metrics ({split}, classifier)")
-    final = _final(whole, ["dataset", "arch", "mode", "seed"])
+    final = final_rows(whole)
     out = final[["dataset", "arch", "mode", "seed", "accuracy"]].rename(columns={"accuracy": "value"})
     out.insert(2, "setting", NO_SETTING)
     return out.reset_index(drop=True)
@@ -873,14 +926,13 @@ def compression_and_generalization(dependence: pd.DataFrame, metrics: pd.DataFra
     accuracy of the whole network at the last epoch; test = that test accuracy. Columns:
     dataset, arch, setting, mode, seed, compression, gap, test."""
     dep = used_dependence(dependence)
-    mid = dep[(dep["layer"] >= 1) & (dep["layer"] <= dep["n_blocks"] - 2)].sort_values("epoch")
-    per_layer = mid.groupby(["dataset", "arch", "setting", "mode", "seed", "layer"], sort=False).agg(
-        peak=("dep_xz", "max"), last=("dep_xz", "last"))
-    comp = (per_layer["peak"] - per_layer["last"]).groupby(level=[0, 1, 2, 3, 4]).mean().rename("compression")
-    test = final_accuracy(metrics, "test").drop(columns="setting").rename(columns={"value": "test"})
-    train = final_accuracy(metrics, "train").drop(columns="setting").rename(columns={"value": "train"})
-    acc = test.merge(train, on=["dataset", "arch", "mode", "seed"])
-    acc["gap"] = acc["train"] - acc["test"]
+    # middle blocks: `common.middle_layers` of the B blocks + classifier, none when B < 3
+    mid = dep[(dep["n_blocks"] >= 3) & _in_layer_groups(dep, lambda b: middle_layers(b + 1))]
+    per_layer = peak_minus_last(mid.assign(value_xz=mid["dep_xz"]))  # peak - last of the used dependence
+    comp = per_layer.groupby(["dataset", "arch", "setting", "mode", "seed"], sort=False)["compression"].mean()
+    _require(metrics, METRICS_COLUMNS, "metrics")
+    _unique(whole_network(metrics), ["dataset", "arch", "mode", "seed", "epoch", "split"], "metrics (classifier)")
+    acc = generalization_gap(metrics)
     out = comp.reset_index().merge(acc, on=["dataset", "arch", "mode", "seed"], how="left")
     return out[["dataset", "arch", "setting", "mode", "seed", "compression", "gap", "test"]]
 
@@ -957,7 +1009,7 @@ def claim_compression_generalization(dependence: pd.DataFrame, metrics: pd.DataF
             data = group.dropna(subset=["compression", target_col])
             text = f"Spearman rho(middle-block compression, {target}) within modes, Fisher-combined"
             groups, used, skipped = [], [], []
-            for mode in _mode_order(data["mode"]):
+            for mode in mode_order(data["mode"]):
                 sub = data[data["mode"] == mode].sort_values("seed")
                 x, y = sub["compression"].to_numpy(float), sub[target_col].to_numpy(float)
                 for s, v, r in zip(sub["seed"], x, y):
@@ -979,7 +1031,7 @@ def claim_compression_generalization(dependence: pd.DataFrame, metrics: pd.DataF
             notes = [f"modes left out: {', '.join(skipped)}"] if skipped else []
             if len(data) >= 3 and np.ptp(data["compression"]) > 0 and np.ptp(data[target_col]) > 0:
                 pooled = stats.spearmanr(data["compression"], data[target_col])[0]
-                notes.append(f"pooled over modes (not used) rho = {_fmt(pooled)}")
+                notes.append(f"pooled over modes (not used) rho = {fmt_number(pooled)}")
             row["_note"] = "; ".join(notes)
             if not groups:
                 most = max((int((data["mode"] == m).sum()) for m in data["mode"].unique()), default=0)
@@ -1008,25 +1060,9 @@ def claim_compression_generalization(dependence: pd.DataFrame, metrics: pd.DataF
 
 
 # ======================================================================================
-# everything, robustness, summaries
+# robustness, summaries
 # ======================================================================================
-def evaluate_claims(dependence: pd.DataFrame, metrics: pd.DataFrame, alpha: float = ALPHA,
-                    n_boot: int = N_BOOTSTRAP, n_perm: int = N_PERMUTATIONS,
-                    seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:  # fmt: skip
-    """All five claims -> (results (RESULT_COLUMNS), differences (DIFFERENCE_COLUMNS)).
-
-    Deterministic for a given `seed` (bootstrap and permutation draws)."""
-    parts = [
-        claim_input_information(dependence, alpha),
-        claim_differentiation(dependence, alpha),
-        claim_bottleneck(dependence, alpha),
-        claim_accuracy(metrics, alpha),
-        claim_compression_generalization(dependence, metrics, alpha, n_perm, n_boot, seed),
-    ]
-    return _concat([p[0] for p in parts], RESULT_COLUMNS), _concat([p[1] for p in parts], DIFFERENCE_COLUMNS)
-
-
-def _combine(verdicts: Sequence[str]) -> str:
+def combine_verdicts(verdicts: Sequence[str]) -> str:
     """Verdicts of several comparisons (or of the primary parts of one) -> one verdict."""
     v = [x for x in verdicts if x != DESCRIPTIVE]
     if not v:
@@ -1047,7 +1083,7 @@ def comparison_verdicts(results: pd.DataFrame) -> pd.DataFrame:
     prim = results[results["primary"].astype(bool) & (results["verdict"] != DESCRIPTIVE)]
     rows = []
     for key, block in prim.groupby(COMPARISON, sort=False):
-        verdict = _combine(block["verdict"])
+        verdict = combine_verdicts(block["verdict"])
         if verdict == "mixed":  # within one comparison a failing part contradicts the claim
             verdict = "fails"
         rows.append({**dict(zip(COMPARISON, key)), "verdict": verdict, "n_seeds": int(block["n_seeds"].min())})
@@ -1061,7 +1097,8 @@ def robustness(results: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     claim, n_settings, holds_under, fails_under, holds_only_under_one (holds under exactly one of
     several settings: not robust), line (e.g. "holds under 2 of 3 settings; fails under 0")."""
     per = comparison_verdicts(results)
-    cells = per.groupby(["claim", "setting"], sort=True)["verdict"].agg(_combine).rename("verdict").reset_index()
+    cells = per.groupby(["claim", "setting"], sort=True)["verdict"].agg(combine_verdicts)
+    cells = cells.rename("verdict").reset_index()
     matrix = cells.pivot(index="claim", columns="setting", values="verdict")
     lines = []
     for claim, block in cells.groupby("claim", sort=True):
@@ -1081,9 +1118,10 @@ def robustness(results: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 
 def claim_summaries(results: pd.DataFrame, primary_setting: str | None = None) -> pd.DataFrame:
-    """One line per claim: verdict under the primary setting, each comparison's effect with its 95 %
-    bounds, corrected p and seeds, and how many settings it holds under. primary_setting may be
-    omitted when the results hold exactly one estimator setting. Columns: claim, verdict, line."""
+    """One line per claim: verdict under the primary setting, each comparison's effect with its 90 %
+    interval (two one-sided 95 % bounds), corrected p and seeds, and how many settings it holds
+    under. primary_setting may be omitted when the results hold exactly one estimator setting.
+    Columns: claim, verdict, line."""
     settings = sorted(set(results["setting"]) - {NO_SETTING})
     if primary_setting is None:
         if len(settings) > 1:
@@ -1098,13 +1136,21 @@ def claim_summaries(results: pd.DataFrame, primary_setting: str | None = None) -
     for claim in sorted(set(results["claim"]), key=lambda c: (len(c), c)):
         sub = results[(results["claim"] == claim) & results["setting"].isin([primary_setting, NO_SETTING])]
         sub = sub[sub["primary"].astype(bool) & (sub["verdict"] != DESCRIPTIVE)]
-        verdict = _combine(per[(per["claim"] == claim) & per["setting"].isin([primary_setting, NO_SETTING])]["verdict"])
+        mine = per[(per["claim"] == claim) & per["setting"].isin([primary_setting, NO_SETTING])]
+        verdict = combine_verdicts(mine["verdict"])
         pieces = []
         for r in sub.itertuples():
             who = f"{r.dataset}/{r.arch} {r.mode}" + (f" vs {r.reference_mode}" if r.reference_mode else "")
             part = f" [{r.part}]" if claim == "3" else ""
-            pieces.append(f"{who}{part}: {r.verdict}, mean {_fmt(r.mean)}, 95 % bounds [{_fmt(r.ci_low)}, "
-                          f"{_fmt(r.ci_high)}], corrected p {_fmt(r.p_corrected, 2)}, {r.n_seeds} seeds")  # fmt: skip
+            if math.isnan(r.p_corrected):
+                p = "corrected p not tested"
+            elif r.verdict == "fails":  # the p-value that decided it: the opposite direction's
+                p = f"corrected p against the claim {fmt_number(r.p_reverse_corrected, 2)}"
+            else:
+                p = f"corrected p {fmt_number(r.p_corrected, 2)}"
+            pieces.append(f"{who}{part}: {r.verdict}, mean {fmt_number(r.mean)}, 90 % interval "
+                          f"[{fmt_number(r.ci_low)}, {fmt_number(r.ci_high)}] (two one-sided 95 % bounds), "
+                          f"{p}, {seeds_text(r.n_seeds)}")  # fmt: skip
         across = lines.loc[lines["claim"] == claim, "line"]
         text = f"Claim {claim}: {verdict} -- " + "; ".join(pieces or ["no comparisons"])
         if len(across):
