@@ -73,6 +73,14 @@ def with_settings(frame: pd.DataFrame) -> pd.DataFrame:
     return C.with_settings(contracts.DEPENDENCE.conform(frame, "test"))
 
 
+@pytest.fixture(autouse=True)
+def low_resolution(monkeypatch):
+    """Figures at 40 dpi: rasterizing dominates these tests' time, and no check depends on it."""
+    from infoplane.paper import style
+
+    monkeypatch.setattr(style, "DPI", 40)
+
+
 @pytest.fixture
 def captured(monkeypatch):
     """The figures the figure functions save, kept open for inspection (then saved as usual)."""
@@ -98,7 +106,7 @@ def null_rectangles(ax) -> np.ndarray:
 def assert_png(path) -> None:
     with Image.open(path) as image:
         image.load()
-        assert image.format == "PNG" and image.size[0] > 200 and image.size[1] > 200
+        assert image.format == "PNG" and image.size[0] > 100 and image.size[1] > 100
 
 
 def grid_settings(sigmas=(0.5, 5.0, 20.0), epsilons=(1e-5, 1e-3), median=True) -> list[dict]:
@@ -141,6 +149,11 @@ def test_null_band_is_two_sd_of_the_batch_mean():
     excess = C.null_band(frame, "x", excess=True)
     assert (excess.loc[0, "lo"], excess.loc[0, "hi"]) == pytest.approx((-2.0, 2.0))
     assert band.loc[1].isna().all() and excess.loc[1].isna().all()
+    assert "upper bound" in C.null_band_text(frame)
+    # with the std of the batch-mean null (an optional column), the band uses it
+    exact = frame.assign(null_xz_batch_mean_std=[0.25, math.nan])
+    assert tuple(C.null_band(exact, "x").loc[0]) == pytest.approx((9.5, 10.5))
+    assert C.null_band_text(exact) == "null band: null mean ± 2 SD of the batch-mean null"
 
 
 def test_primary_setting_is_the_paper_default_or_the_closest():
@@ -238,7 +251,7 @@ def test_infoplane_draws_the_null_band_of_every_point(tmp_path, captured):
     assert got.shape == (9, 4)
     np.testing.assert_allclose(got, np.array(sorted(map(tuple, expected))), rtol=1e-12)
     assert ax.get_xlabel() == "nHSIC(X; Z_l)" and captured[0].axes[0].get_ylabel() == "nHSIC(Y; Z_l)"
-    assert "null mean ± 2 SD" in captured[0]._suptitle.get_text()
+    assert "null mean ± 2 null SD / √B" in captured[0]._suptitle.get_text().replace("\n", " ")
 
 
 def test_infoplane_excess_centres_the_band_at_zero(tmp_path, captured):
@@ -344,13 +357,15 @@ def test_compression_heat_map_colours_the_relative_fall(tmp_path, captured):
 
 
 def test_make_figures_draws_a_grid_once_in_its_sensitivity_figure(tmp_path):
-    dependence = table(settings=grid_settings() + [{**NOCCO, "estimator": "cka_unbiased", "epsilon": math.nan}])
+    dependence = table(settings=grid_settings(sigmas=(1.0, 5.0), epsilons=(1e-5,), median=False)
+                       + [{**NOCCO, "kernel_x": "linear"}], modes=("e2e",))  # fmt: skip
     written = F.make_figures(inputs_of(dependence), tmp_path)
     by_kind = {kind: sorted(p.name for p in written if p.parent.name == kind) for kind in F.KINDS}
     assert set(k for k, v in by_kind.items() if v) == set(F.KINDS)
-    # per-setting figures: nocco's default and cka_unbiased only; the 7 other grid points are in the
-    # sensitivity figure
-    assert len(by_kind["infoplane"]) == 2 and len(by_kind["dependence_excess"]) == 2
+    # per-setting figures: nocco's default and the linear-kernel setting (not part of the grid); sigma = 1
+    # is drawn in the sensitivity figure only
+    assert by_kind["infoplane"] == by_kind["dependence_excess"] == [
+        "toy_net_nocco-gaussian-onehot-gaussian-s5-e1e-05-m128.png", "toy_net_nocco-linear-onehot-gaussian-s5-e1e-05-m128.png"]
     assert by_kind["sensitivity"] == ["toy_net_nocco.png"]
     for path in written:
         assert_png(path)
@@ -380,7 +395,7 @@ def test_table3_shows_the_excess_and_table5_the_verdicts():
 
 
 def test_sensitivity_and_estimator_figures_from_a_real_measurement(tmp_path):
-    """The engine on a toy network (2 epochs, 3 layers, 64 samples in 2 batches) over a σ and ε
+    """The engine on a toy network (3 epochs, 3 layers, 64 samples in 2 batches) over a σ and ε
     grid and every estimator family; the figures are drawn from its table."""
     import torch
 
@@ -390,12 +405,12 @@ def test_sensitivity_and_estimator_figures_from_a_real_measurement(tmp_path):
     x = torch.randn(64, 12, generator=gen)
     y = torch.randint(0, 3, (64,), generator=gen)
     weights = [torch.randn(12, 8, generator=gen), torch.randn(8, 6, generator=gen), torch.randn(6, 3, generator=gen)]
-    section = {"estimators": ["nocco", "cka_unbiased", "renyi", "binning"], "kernel_x": "gaussian",
-               "kernel_y": "onehot", "kernel_z": "gaussian", "sigma": [1.0, 5.0], "bandwidth": ["fixed", "median"],
+    section = {"estimators": ["nocco", "cka_unbiased", "renyi", "kde"], "kernel_x": "gaussian",
+               "kernel_y": "onehot", "kernel_z": "gaussian", "sigma": [5.0, 1.0], "bandwidth": ["fixed", "median"],
                "epsilon": [1e-5, 1e-2], "renyi": {"alpha": 1.01, "width": "knn", "k": 5},
-               "binning": {"bins": 8, "bin_range": "snapshot"}}  # fmt: skip
+               "kde": {"noise_variance": 0.1, "relative": False, "unit": "nats"}}  # fmt: skip
     frames = []
-    for mode, scale in (("e2e", 1.0), ("layerwise-ce", 0.3)):
+    for mode, scale in (("e2e", 1.0),):
         for epoch in (0, 1, 2):
             h, layers = x, []
             for w in weights:
@@ -404,16 +419,21 @@ def test_sensitivity_and_estimator_figures_from_a_real_measurement(tmp_path):
             frame = hsic.measure_snapshot(x, y, layers, dependence.settings(section), batch_size=32, permutations=8,
                                           seed=epoch, num_classes=3, layer_names=LAYERS, device="cpu")  # fmt: skip
             frames.append(frame.assign(dataset="toy", arch="net", mode=mode, seed=0, epoch=epoch))
-    real = pd.concat(frames, ignore_index=True)
-    data = inputs_of(real)
-    sweeps = C.sensitivity_sweeps(data.dependence)
+    data = inputs_of(pd.concat(frames, ignore_index=True))
+    real = data.dependence
+    sweeps = C.sensitivity_sweeps(real)
     assert [s.estimator for s in sweeps] == ["nocco", "cka_unbiased"]
     assert [axis for axis, _, _ in sweeps[0].panels()] == ["sigma", "sigma", "epsilon"]
-    written = F.make_figures(data, tmp_path)
-    kinds = {p.parent.name for p in written}
-    assert kinds == set(F.KINDS)
-    for path in written:
-        assert_png(path)
-    # the diagnostics' bandwidth ratio at sigma = 5 is the table's, and it is the median D over 2 * 25 d
-    ratio = data.dependence[data.dependence["setting_slug"] == F.ratio_setting(data.dependence)]
-    assert (ratio["sigma"] == 5.0).all() and (ratio["bandwidth"] == "fixed").all()
+    assert_png(F.sensitivity(real, sweeps[0], "Sensitivity, toy / net", tmp_path / "sensitivity.png"))
+    primaries = C.primary_settings(real)
+    assert list(primaries) == ["nocco", "cka_unbiased", "renyi", "kde"]
+    assert_png(F.infoplane_estimators(real, primaries, "per estimator", tmp_path / "estimators.png"))
+    summary = C.compression_summary(real[real["setting_slug"].isin(primaries.values())])
+    assert len(summary) == 4 * len(LAYERS) and set(summary["n_epochs"]) == {3}
+    assert set(summary.loc[summary["estimator"] == "kde", "quantity"]) == {"value"}  # I(X;T) has no null
+    assert_png(F.compression_estimators(summary, "heat map", tmp_path / "heat.png"))
+    assert_png(F.diagnostics(real, "Scale diagnostics", tmp_path / "diagnostics.png"))
+    # the diagnostics' bandwidth ratio comes from the paper's sigma = 5, fixed rule, and is the engine's
+    ratio = real[real["setting_slug"] == F.ratio_setting(real)]
+    assert (ratio["sigma"] == 5.0).all() and (ratio["bandwidth"] == "fixed").all() and (ratio["epsilon"] == 1e-5).all()
+    assert ratio["bandwidth_ratio"].notna().all()

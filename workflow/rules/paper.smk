@@ -1,4 +1,4 @@
-# The paper as outputs: four tables, figures and the claim checks (infoplane.paper).
+# The paper as outputs: five tables, figures and the claim checks (infoplane.paper).
 PAPER = path("paper")
 PAPER_CATEGORY = f"Paper ({config['experiment']})"
 PAPER_TABLES = [
@@ -6,10 +6,17 @@ PAPER_TABLES = [
     "table2_separability",
     "table3_dependence",
     "table4_compression",
+    "table5_compression_by_estimator",
 ]
 FIGURES = {
     "infoplane": "Information plane",
+    "infoplane_excess": "Information plane of the excess over the null",
     "dependence": "Dependence vs epoch",
+    "dependence_excess": "Excess over the null vs epoch",
+    "diagnostics": "Scale diagnostics",
+    "sensitivity": "Sensitivity to sigma and epsilon",
+    "infoplane_estimators": "Information plane per estimator",
+    "compression_estimators": "Compression per estimator",
     "accuracy": "Accuracy vs epoch",
     "separability": "Linear separability",
     "compression": "Compression vs generalization",
