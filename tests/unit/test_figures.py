@@ -330,7 +330,8 @@ def test_sensitivity_figure_on_a_grid(tmp_path, captured):
     # the null band of layer 0 against sigma at eps 1e-5: 0.9 * value ± 2 * 0.4 / sqrt(4)
     expected = [np.mean([value_of({"sigma": s, "epsilon": 1e-5}, "e2e", seed, 2, 0)[0] for seed in (0, 1)])
                 for s in (0.5, 5.0, 20.0)]  # fmt: skip
-    band = [c for c in axes[0, 0].collections if c.__class__.__name__ in ("PolyCollection", "FillBetweenPolyCollection")]
+    fills = ("PolyCollection", "FillBetweenPolyCollection")
+    band = [c for c in axes[0, 0].collections if c.__class__.__name__ in fills]
     ys = band[0].get_paths()[0].vertices[:, 1]
     assert ys.min() == pytest.approx(0.9 * min(expected) - 0.4) and ys.max() == pytest.approx(0.9 * max(expected) + 0.4)
 
@@ -365,7 +366,9 @@ def test_make_figures_draws_a_grid_once_in_its_sensitivity_figure(tmp_path):
     # per-setting figures: nocco's default and the linear-kernel setting (not part of the grid); sigma = 1
     # is drawn in the sensitivity figure only
     assert by_kind["infoplane"] == by_kind["dependence_excess"] == [
-        "toy_net_nocco-gaussian-onehot-gaussian-s5-e1e-05-m128.png", "toy_net_nocco-linear-onehot-gaussian-s5-e1e-05-m128.png"]
+        "toy_net_nocco-gaussian-onehot-gaussian-s5-e1e-05-m128.png",
+        "toy_net_nocco-linear-onehot-gaussian-s5-e1e-05-m128.png",
+    ]
     assert by_kind["sensitivity"] == ["toy_net_nocco.png"]
     for path in written:
         assert_png(path)

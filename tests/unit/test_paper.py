@@ -17,6 +17,14 @@ from infoplane.paper.tables import TABLES
 from infoplane.paper.render import Display, Section, latex_escape, to_latex, to_markdown
 
 
+@pytest.fixture(autouse=True)
+def low_resolution(monkeypatch):
+    """Figures at 40 dpi: rasterizing the figures dominates these tests' time, and no check depends on it."""
+    from infoplane.paper import style
+
+    monkeypatch.setattr(style, "DPI", 40)
+
+
 def inputs(**kwargs) -> Inputs:
     return Inputs.from_frames(*synth(**kwargs))
 

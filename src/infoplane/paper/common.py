@@ -428,8 +428,9 @@ def compression_summary(dependence: pd.DataFrame) -> pd.DataFrame:
     `falls` when relative_fall >= COMPRESSION_MIN_FALL and fall > COMPRESSION_NOISE_SD · fall_se,
     `unclear` when the fall is that large but within the noise, `no fall` otherwise; `no excess`
     (`no dependence` for a raw value) when the peak is <= 0; `too few epochs` with fewer than
-    COMPRESSION_MIN_EPOCHS snapshots; `no value` when an epoch has no finite value. (The peak is the maximum of noisy values, so a flat
-    trajectory has a small positive fall: hence both thresholds.)"""
+    COMPRESSION_MIN_EPOCHS snapshots; `no value` when an epoch has no finite value. (The peak is
+    the maximum of noisy values, so a flat trajectory has a small positive fall: hence both
+    thresholds.)"""
     columns = ["setting", "setting_slug", "estimator", *GROUP, "mode", "layer", "layer_name", "quantity",
                "n_seeds", "n_epochs", "peak_epoch", "last_epoch", "peak", "final", "fall", "fall_se",
                "relative_fall", "verdict"]
@@ -456,7 +457,8 @@ def compression_summary(dependence: pd.DataFrame) -> pd.DataFrame:
             se = float(diffs.std(ddof=1) / math.sqrt(len(diffs)))
         else:  # one seed: the noise of the batch means
             one = part[part["seed"] == part["seed"].iloc[0]].drop_duplicates("epoch").set_index("epoch")
-            s_peak, s_last = one["value_xz_std"].get(peak_epoch, math.nan), one["value_xz_std"].get(epochs[-1], math.nan)
+            spread = one["value_xz_std"]
+            s_peak, s_last = spread.get(peak_epoch, math.nan), spread.get(epochs[-1], math.nan)
             se = float(math.sqrt(s_peak**2 + s_last**2) / math.sqrt(float(one["n_batches"].iloc[0])))
         fall = peak - final
         relative = fall / peak if peak > 0 else math.nan

@@ -255,9 +255,11 @@ def dependence_vs_epoch(block: pd.DataFrame, title: str, path: Path, excess: boo
                 ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     handles, _ = axes[0][-1].get_legend_handles_labels()
     if has_null(block, "x") or has_null(block, "y"):
-        handles.append(plt.Line2D([], [], color="0.3", marker="o", ls="", ms=4, label=f"p ≤ {SIGNIFICANCE:g} (every seed)"))
+        label = f"p ≤ {SIGNIFICANCE:g} (every seed)"
+        handles.append(plt.Line2D([], [], color="0.3", marker="o", ls="", ms=4, label=label))
         handles.append(plt.Line2D([], [], color="0.3", marker="o", mfc="white", ls="", ms=4, label="p larger"))
-        handles.append(plt.Line2D([], [], color="0.3", ls="--", lw=0.9, label="null mean" if not excess else "0 = null"))
+        label = "null mean" if not excess else "0 = null"
+        handles.append(plt.Line2D([], [], color="0.3", ls="--", lw=0.9, label=label))
         handles.append(plt.Rectangle((0, 0), 1, 1, facecolor="0.3", alpha=NULL_ALPHA, hatch="///", label="null band"))
     axes[0][-1].legend(handles=handles, title="layer", fontsize=7, loc="best")
     band = f"; solid band: ± std over seeds; hatched: {null_band_text(block)}"
