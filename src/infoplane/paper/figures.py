@@ -258,8 +258,10 @@ def dependence_vs_epoch(block: pd.DataFrame, title: str, path: Path, excess: boo
         label = f"p ≤ {SIGNIFICANCE:g} (every seed)"
         handles.append(plt.Line2D([], [], color="0.3", marker="o", ls="", ms=4, label=label))
         handles.append(plt.Line2D([], [], color="0.3", marker="o", mfc="white", ls="", ms=4, label="p larger"))
-        label = "null mean" if not excess else "0 = null"
-        handles.append(plt.Line2D([], [], color="0.3", ls="--", lw=0.9, label=label))
+        if excess:
+            handles.append(plt.Line2D([], [], color="black", lw=0.8, label="0 = null mean"))
+        else:
+            handles.append(plt.Line2D([], [], color="0.3", ls="--", lw=0.9, label="null mean"))
         handles.append(plt.Rectangle((0, 0), 1, 1, facecolor="0.3", alpha=NULL_ALPHA, hatch="///", label="null band"))
     axes[0][-1].legend(handles=handles, title="layer", fontsize=7, loc="best")
     band = f"; solid band: ± std over seeds; hatched: {null_band_text(block)}"
@@ -364,7 +366,7 @@ def sensitivity(group: pd.DataFrame, sweep: Sweep, title: str, path: Path) -> Pa
     panels = sweep.panels()
     columns = [(mode, role) for mode in modes for role in ("x", "y")]
     fig, axes = plt.subplots(
-        len(panels), len(columns), figsize=(3.7 * len(columns) + 1.8, 2.9 * len(panels) + 0.9), squeeze=False,
+        len(panels), len(columns), figsize=(3.7 * len(columns) + 1.8, max(2.9 * len(panels) + 0.9, 4.6)), squeeze=False,
         layout="constrained",
     )  # fmt: skip
     rules_seen: set[str] = set()
