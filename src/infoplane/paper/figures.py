@@ -162,7 +162,7 @@ def _plane_panel(ax, part: pd.DataFrame, markers: dict, norm, cmap) -> None:
     ax.grid(alpha=0.3)
 
 
-def _plane_legend(markers: dict, with_null: bool, band_text: str = "null band") -> list:
+def _plane_legend(markers: dict, with_null: bool) -> list:
     handles = [
         plt.Line2D([], [], marker=marker, color="0.35", linestyle="", label=f"layer {key[0]}: {key[1]}")
         for key, marker in markers.items()
