@@ -260,7 +260,8 @@ DEPENDENCE_SETTINGS = (
 #: over batches). The evidence: `null_*` the same estimator with Z's samples permuted against X
 #: and Y (`permutations` joint permutations; mean and std over permutations and batches; NaN
 #: where the estimator has no meaningful null, e.g. I(X;T) of kde and binning, which does not
-#: involve X), `excess_* = value - null mean`, `p_*` the permutation p-value of the reported
+#: involve X), `null_*_batch_mean_std` the std over permutations of the null's batch mean (the
+#: spread the p-value is measured against), `excess_* = value - null mean`, `p_*` the permutation p-value of the reported
 #: (batch-mean) value, (1 + #{null batch-means >= value}) / (1 + permutations). nocco only:
 #: `ceiling_zz` = nHSIC(Z;Z), `ceiling_xx`, `ceiling_yy` of the batch. binning only:
 #: `saturation_bound` = log2 of the batch size (the largest I(X;T) can be); `range_max` the
@@ -276,9 +277,9 @@ DEPENDENCE = Table(
      "bins": "Int64", "bin_range": "string", "range_max": "float64", "unit": "string",
      "batch_size": "int64", "n_samples": "int64", "n_batches": "int64", "permutations": "int64",
      "value_xz": "float64", "value_xz_std": "float64", "null_xz_mean": "float64", "null_xz_std": "float64",
-     "excess_xz": "float64", "p_xz": "float64",
+     "null_xz_batch_mean_std": "float64", "excess_xz": "float64", "p_xz": "float64",
      "value_yz": "float64", "value_yz_std": "float64", "null_yz_mean": "float64", "null_yz_std": "float64",
-     "excess_yz": "float64", "p_yz": "float64",
+     "null_yz_batch_mean_std": "float64", "excess_yz": "float64", "p_yz": "float64",
      "ceiling_zz": "float64", "ceiling_xx": "float64", "ceiling_yy": "float64", "saturation_bound": "float64",
      "mean_sq_activation": "float64", "median_distance": "float64", "bandwidth_ratio": "float64"},
     sort=(*RUN_KEYS, *DEPENDENCE_SETTINGS, "epoch", "layer"),

@@ -36,7 +36,9 @@ batched traces; no Python loop over batches or samples. It returns one row per (
   - the permutation null: the same estimator on (X, Z_pi) and (Y, Z_pi), Z's samples shuffled by
     P permutations per batch (drawn once per call from a CPU ``torch.Generator`` seeded with
     ``seed``, shape (B, P, m), identical on every device, shared by every layer and setting);
-    ``null_*_mean`` / ``null_*_std`` over all B P values, ``excess_* = value - null mean``, and the
+    ``null_*_mean`` / ``null_*_std`` over all B P values, ``null_*_batch_mean_std`` the std over the P
+    joint permutations of the batch-mean null (the distribution the p-value ranks the value in),
+    ``excess_* = value - null mean``, and the
     permutation p-value of the reported value (the mean over batches): with the p-th joint
     permutation (pi_1p, ..., pi_Bp) of the batches, p = (1 + #{p: mean_b null_{b,p} >= mean_b
     value_b}) / (1 + P). Under independence the joint permutations leave the data's distribution
@@ -148,8 +150,8 @@ SETTING_KEYS = ("estimator", "kernel_x", "kernel_y", "kernel_z", "sigma", "bandw
 FRAME_COLUMNS = (
     "layer", "layer_name", "estimator", "kernel_x", "kernel_y", "kernel_z", "sigma", "bandwidth",
     "epsilon", "unit", "batch_size", "n_samples", "n_batches", "permutations",
-    "value_xz", "value_xz_std", "null_xz_mean", "null_xz_std", "excess_xz", "p_xz",
-    "value_yz", "value_yz_std", "null_yz_mean", "null_yz_std", "excess_yz", "p_yz",
+    "value_xz", "value_xz_std", "null_xz_mean", "null_xz_std", "null_xz_batch_mean_std", "excess_xz", "p_xz",
+    "value_yz", "value_yz_std", "null_yz_mean", "null_yz_std", "null_yz_batch_mean_std", "excess_yz", "p_yz",
     "ceiling_zz", "ceiling_xx", "ceiling_yy", "mean_sq_activation", "median_distance", "bandwidth_ratio",
 )
 _STRING_COLUMNS = ("layer_name", "estimator", "kernel_x", "kernel_y", "kernel_z", "bandwidth", "unit")
@@ -1077,12 +1079,13 @@ def _frame(rows, *, batch_size: int, batches: int, permutations: int, device: to
             results[f"null_{role}_mean"] = flat.mean(dim=1)
             results[f"null_{role}_std"] = flat.std(dim=1, correction=0)
             joint = nulls.mean(dim=1)  # (R, P): the batch mean under each joint permutation
+            results[f"null_{role}_batch_mean_std"] = joint.std(dim=1, correction=0)
             value = results[f"value_{role}"]
             scale = torch.maximum(value.abs(), joint.abs().amax(dim=1))
             hits = (joint >= (value - TIE_TOLERANCE * scale)[:, None]).sum(dim=1).to(torch.float64)
             results[f"p_{role}"] = torch.where(flat.isnan().any(dim=1), math.nan, (1.0 + hits) / (1.0 + permutations))
         else:
-            for key in ("null_{}_mean", "null_{}_std", "p_{}"):
+            for key in ("null_{}_mean", "null_{}_std", "null_{}_batch_mean_std", "p_{}"):
                 results[key.format(role)] = torch.full((count,), math.nan, dtype=torch.float64, device=device)
         results[f"excess_{role}"] = results[f"value_{role}"] - results[f"null_{role}_mean"]
     for key in per_batch_names:

@@ -46,7 +46,8 @@ def evidence(x: float, y: float, permutations: int = PERMUTATIONS) -> dict:
            "mean_sq_activation": nan, "median_distance": nan, "bandwidth_ratio": nan}  # fmt: skip
     for axis, value in (("xz", x), ("yz", y)):
         null = 0.5 * value
-        out.update({f"null_{axis}_mean": null, f"null_{axis}_std": 0.02 * value, f"excess_{axis}": value - null,
+        out.update({f"null_{axis}_mean": null, f"null_{axis}_std": 0.02 * value,
+                    f"null_{axis}_batch_mean_std": 0.01 * value, f"excess_{axis}": value - null,
                     f"p_{axis}": 1 / (1 + permutations)})  # fmt: skip
     return out
 

@@ -234,13 +234,21 @@ def test_mnist5k_split_is_stratified_disjoint_and_deterministic():
     assert torch.equal(first.test_x, images[test_idx]) and torch.equal(first.train_x, images[train_idx])
 
 
-def test_eval_indices_deterministic_distinct_sorted():
+def test_eval_indices_deterministic_distinct_and_in_random_order():
     a, b = data.eval_indices(1000, 200), data.eval_indices(1000, 200)
     assert torch.equal(a, b) and a.dtype == torch.int64
-    assert len(torch.unique(a)) == 200 and torch.equal(a, a.sort().values)
+    assert len(torch.unique(a)) == 200 and not torch.equal(a, a.sort().values)
     assert 0 <= int(a.min()) and int(a.max()) < 1000
     assert not torch.equal(a, data.eval_indices(1000, 200, seed=1))
-    assert torch.equal(data.eval_indices(50, 50), torch.arange(50))
+    assert torch.equal(data.eval_indices(50, 50).sort().values, torch.arange(50))
+
+
+def test_every_evaluation_batch_of_the_mnist5k_eval_set_mixes_the_classes():
+    """mnist5k's test split is stored by label: the eval set's order must not be, or a batch of
+    128 would hold one or two classes and nHSIC(Y;Z) would be capped by the batch's labels."""
+    eval_set = data.eval_set(data.load("mnist5k"), 1000)
+    for start in range(0, 7 * 128, 128):
+        assert len(torch.unique(eval_set.y[start : start + 128])) == 10
     with pytest.raises(ValueError, match="eval_size"):
         data.eval_indices(10, 11)
 

@@ -14,11 +14,12 @@ from sweep import REPO, TINY, snakemake, write_config
 
 from infoplane import contracts
 from infoplane.paper.figures import KINDS as FIGURE_KINDS
+from infoplane.paper.tables import TABLES
 from infoplane.reportcheck import check_report, find_chromium
 
 pytestmark = pytest.mark.workflow
 
-PAPER_HTML = ["table1_accuracy", "table2_separability", "table3_dependence", "table4_compression", "claims"]
+PAPER_HTML = [*TABLES, "claims"]
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +28,9 @@ def report(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("report")
     config = copy.deepcopy(TINY)
     config.update(modes=["e2e"], training={"epochs": 1, "batch_size": 64}, output_root="results")
-    config.update(snapshots={"every": 1, "eval_size": 64}, data={"train_limit": 256}, dependence={"batch_size": 32})
+    # a sigma grid, so that every figure kind (the sensitivity figure too) is drawn
+    config.update(snapshots={"every": 1, "eval_size": 64}, data={"train_limit": 256},
+                  dependence={"batch_size": 32, "sigma": [2.0, 5.0]})
     configfile = write_config(workdir, config)
     run = snakemake(workdir, configfile, "--cores", "2")
     assert run.returncode == 0, run.stderr[-4000:]

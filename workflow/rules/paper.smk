@@ -1,20 +1,11 @@
-# The paper as outputs: four tables, figures and the claim checks (infoplane.paper).
+# The paper as outputs: its tables, figures and the claim checks (infoplane.paper).
+from infoplane.paper import figures as paper_figures
+from infoplane.paper import tables as paper_tables
+
 PAPER = path("paper")
 PAPER_CATEGORY = f"Paper ({config['experiment']})"
-PAPER_TABLES = [
-    "table1_accuracy",
-    "table2_separability",
-    "table3_dependence",
-    "table4_compression",
-]
-FIGURES = {
-    "infoplane": "Information plane",
-    "dependence": "Dependence vs epoch",
-    "accuracy": "Accuracy vs epoch",
-    "separability": "Linear separability",
-    "compression": "Compression vs generalization",
-    "claims": "Claims",
-}
+PAPER_TABLES = list(paper_tables.TABLES)  # the captions: workflow/report/<table>.rst
+FIGURES = paper_figures.KINDS  # kind -> title; the captions: workflow/report/paper_<kind>.rst
 
 
 localrules:

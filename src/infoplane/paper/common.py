@@ -4,13 +4,20 @@ The three input tables are those of `infoplane.contracts` (metrics, dependence, 
 *group* is one nested run identity dataset × arch; within it modes and seeds vary.
 Dependence rows are further split by their *estimator setting* (estimator, kernels, σ,
 bandwidth, ε, batch size): values of different settings are never mixed.
+
+The evidence helpers name each estimator's quantity on an axis (`quantity_label`), give the
+null band a figure draws (`null_band`), pick each estimator's paper-default setting among
+those measured (`primary_settings`), find the σ / ε sensitivity grids (`sensitivity_sweeps`)
+and summarize, per estimator, whether the dependence on X falls from its peak
+(`compression_summary`).
 """
 
 from __future__ import annotations
 
+import functools
 import math
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -194,3 +201,262 @@ class Inputs:
             f"Experiment `{experiment}` · dependence estimator: {settings} · {count_text} "
             f"(seeds {', '.join(map(str, seeds))}){probe}"
         )
+
+
+# --------------------------------------------------------------------------- the evidence
+
+#: The quantity each estimator measures, as an axis or a table names it ({a}: X or Y).
+QUANTITIES = {
+    "nocco": "nHSIC({a}; Z_l)",
+    "nocco_normalized": "normalized nHSIC({a}; Z_l)",
+    "cka": "CKA({a}; Z_l)",
+    "cka_unbiased": "unbiased CKA({a}; Z_l)",
+    "renyi": "I_α({a}; T_l)",
+    "kde": "I({a}; T_l)",
+    "binning": "I({a}; T_l)",
+}
+#: Rows of the cross-estimator views follow this order (unknown estimators after, alphabetically).
+ESTIMATOR_ORDER = tuple(QUANTITIES)
+#: Half-width of the null band in standard deviations of the batch-mean null (see `null_band`).
+NULL_BAND_SD = 2.0
+#: Setting columns that a sensitivity figure sweeps; a setting differing from an estimator's
+#: paper-default setting only in these belongs to its sweep.
+SWEPT = ("sigma", "epsilon", "bandwidth")
+#: `compression_summary`: a fall counts when it is at least this share of the peak ...
+COMPRESSION_MIN_FALL = 0.05
+#: ... and larger than this many standard errors; fewer snapshot epochs than this: no verdict.
+COMPRESSION_NOISE_SD = 2.0
+COMPRESSION_MIN_EPOCHS = 3
+
+
+def estimator_order(names: Iterable[str]) -> list[str]:
+    """The estimators in ESTIMATOR_ORDER, then the others alphabetically."""
+    names = set(names)
+    return [n for n in ESTIMATOR_ORDER if n in names] + sorted(names - set(ESTIMATOR_ORDER))
+
+
+def quantity_label(estimator: str, unit=None, role: str = "x", *, excess: bool = False) -> str:
+    """The quantity on an axis: 'nHSIC(X; Z_l)', 'unbiased CKA(Y; Z_l)', 'I_α(X; T_l) [bits]',
+    'excess nHSIC(X; Z_l) over the null' ... (role "x": dependence on X, "y": on Y)."""
+    if role not in ("x", "y"):
+        raise ValueError(f"role must be 'x' (dependence on X) or 'y' (on Y), got {role!r}")
+    text = QUANTITIES.get(str(estimator), f"{estimator}({{a}}; Z_l)").format(a=role.upper())
+    if excess:
+        text = f"excess {text} over the null"
+    unit = _fmt_number(unit)
+    return f"{text} [{unit}]" if unit else text
+
+
+def block_quantity_label(block: pd.DataFrame, role: str = "x", *, excess: bool = False) -> str:
+    """`quantity_label` of the (one) estimator of a block of dependence rows; an excess of a
+    quantity without a null (kde's and binning's I(X; T)) is named as the raw value it falls back to."""
+    first = block.iloc[0]
+    if excess and not has_null(block, role):
+        return quantity_label(first["estimator"], first["unit"], role) + " (no null: raw value)"
+    return quantity_label(first["estimator"], first["unit"], role, excess=excess)
+
+
+def has_null(frame: pd.DataFrame, role: str) -> bool:
+    """Whether the rows carry a permutation null for role "x" or "y" (not for kde's and binning's
+    I(X; T), nor with permutations = 0)."""
+    return bool(frame[f"null_{role}z_mean"].notna().any())
+
+
+def null_band(frame: pd.DataFrame, role: str, *, excess: bool = False) -> pd.DataFrame:
+    """Per row, the null band drawn behind a value (columns `lo`, `hi`; centred at 0 for the
+    excess): null mean ± NULL_BAND_SD · the std of the batch-mean null over the permutations
+    (`null_*_batch_mean_std`: the distribution the p-value ranks the value in)."""
+    half = NULL_BAND_SD * frame[f"null_{role}z_batch_mean_std"]
+    centre = frame[f"null_{role}z_mean"]
+    if excess:
+        centre = centre * 0.0  # 0 where there is a null, NaN where there is none
+    return pd.DataFrame({"lo": centre - half, "hi": centre + half}, index=frame.index)
+
+
+def null_band_text(frame: pd.DataFrame) -> str:
+    """What the null band of `null_band` is, for a legend or a title."""
+    return f"null band: null mean ± {NULL_BAND_SD:g} SD of the batch-mean null (its permutation distribution)"
+
+
+def plotted(frame: pd.DataFrame, role: str, *, excess: bool = False) -> pd.Series:
+    """The plotted quantity of each row: the value, or its excess over the null (the raw value
+    where the setting has no null for this role)."""
+    if excess and has_null(frame, role):
+        return frame[f"excess_{role}z"]
+    return frame[f"value_{role}z"]
+
+
+def setting_table(dependence: pd.DataFrame) -> pd.DataFrame:
+    """One row per estimator setting of a dependence table (`with_settings`): its setting
+    columns, `setting` and `setting_slug`, sorted by label."""
+    columns = [*SETTING_COLUMNS, "setting", "setting_slug"]
+    return dependence.drop_duplicates("setting_slug")[columns].sort_values("setting").reset_index(drop=True)
+
+
+@functools.lru_cache(maxsize=1)
+def _dependence_defaults() -> dict:
+    """The schema's defaults of the config's `dependence` section (no torch import, unlike
+    `config.defaults`, whose checks build the networks)."""
+    from snakemake.utils import validate
+
+    from .. import config
+
+    filled: dict = {}
+    validate(filled, str(config.SCHEMA))
+    return filled["dependence"]
+
+
+def default_setting(estimator: str) -> dict:
+    """The setting the schema's defaults give `estimator`: its own sub-section (renyi, kde,
+    binning) or the kernel keys (the paper's protocol: σ = 5 fixed, ε = 1e-5), and m; keys
+    without a default left out."""
+    section = _dependence_defaults()
+    own = section.get(estimator)
+    if isinstance(own, Mapping):
+        keys = dict(own)
+    else:  # the kernel estimators take the section's flat keys
+        keys = {k: v for k, v in section.items()
+                if k not in ("estimators", "batch_size", "permutations") and not isinstance(v, Mapping)}  # fmt: skip
+    keys = {k: v for k, v in keys.items() if v is not None}
+    return {"estimator": estimator, **keys, "batch_size": section["batch_size"]}
+
+
+def _same(a, b) -> bool:
+    return _fmt_number(a) == _fmt_number(b)
+
+
+def primary_settings(dependence: pd.DataFrame) -> dict[str, str]:
+    """Per estimator of the table (ESTIMATOR_ORDER), the slug of its setting closest to the
+    schema's default: the most setting columns equal to the default's; ties by label."""
+    table = setting_table(dependence)
+    out = {}
+    for estimator in estimator_order(table["estimator"]):
+        rows = table[table["estimator"] == estimator]
+        default = default_setting(estimator)
+        score = rows.apply(lambda r: sum(_same(r[k], v) for k, v in default.items() if k in r.index), axis=1)
+        out[estimator] = rows[score == score.max()].iloc[0]["setting_slug"]
+    return out
+
+
+@dataclass
+class Sweep:
+    """A sensitivity grid of one estimator: the settings that differ from its primary setting
+    (`base`, a slug) only in σ, ε or the bandwidth rule (`members`, rows of `setting_table`)."""
+
+    estimator: str
+    base: str
+    members: pd.DataFrame
+
+    @property
+    def base_row(self) -> pd.Series:
+        return self.members[self.members["setting_slug"] == self.base].iloc[0]
+
+    def sigma_levels(self) -> list[float]:
+        """The ε values (NaN for an estimator without ε) at which the grid holds >= 2 values of σ."""
+        with_sigma = self.members[self.members["sigma"].notna()]
+        counts = with_sigma.groupby(with_sigma["epsilon"].fillna(-1.0))["sigma"].nunique()
+        return sorted(math.nan if e == -1.0 else float(e) for e, n in counts.items() if n >= 2)
+
+    def along_sigma(self, epsilon: float) -> pd.DataFrame:
+        """The members drawn against σ at this ε (σ-free rules such as `median` as a level)."""
+        same = self.members["epsilon"].isna() if math.isnan(epsilon) else self.members["epsilon"].map(
+            lambda v: _same(v, epsilon))  # fmt: skip
+        return self.members[same]
+
+    def along_epsilon(self) -> pd.DataFrame:
+        """The members drawn against ε: those at the base σ, and σ-free rules (`median`)."""
+        sigma = self.base_row["sigma"]
+        same = self.members["sigma"].isna() | self.members["sigma"].map(lambda v: _same(v, sigma))
+        if pd.isna(sigma):
+            same = self.members["sigma"].isna()
+        rows = self.members[same & self.members["epsilon"].notna()]
+        return rows if rows["epsilon"].nunique() >= 2 else rows.iloc[0:0]
+
+    def panels(self) -> list[tuple[str, float, pd.DataFrame]]:
+        """The rows of its figure: ("sigma", ε, members) per ε level, then ("epsilon", σ, members)."""
+        rows = [("sigma", e, self.along_sigma(e)) for e in self.sigma_levels()]
+        eps = self.along_epsilon()
+        if len(eps):
+            rows.append(("epsilon", float(self.base_row["sigma"]), eps))
+        return rows
+
+    def shown(self) -> set[str]:
+        """Slugs of the settings its sensitivity figure draws."""
+        return set().union(*(set(rows["setting_slug"]) for _, _, rows in self.panels()))
+
+
+def sensitivity_sweeps(dependence: pd.DataFrame) -> list[Sweep]:
+    """The estimators whose settings hold more than one σ (at some ε) or more than one ε (at the
+    primary σ), with their grids; see `Sweep`."""
+    table = setting_table(dependence)
+    fixed_columns = [c for c in SETTING_COLUMNS if c not in SWEPT]
+    sweeps = []
+    for estimator, slug in primary_settings(dependence).items():
+        rows = table[table["estimator"] == estimator]
+        base = rows[rows["setting_slug"] == slug].iloc[0]
+        same = rows.apply(lambda r: all(_same(r[c], base[c]) for c in fixed_columns), axis=1)
+        sweep = Sweep(estimator, slug, rows[same].reset_index(drop=True))
+        if sweep.panels():
+            sweeps.append(sweep)
+    return sweeps
+
+
+def compression_summary(dependence: pd.DataFrame) -> pd.DataFrame:
+    """Per setting × dataset × arch × mode × layer: does the dependence on X fall from its peak?
+
+    The quantity is the excess over the permutation null where the setting has one, else the
+    value (kde's and binning's I(X; T), where X enters only as the samples' identity). On its
+    mean over seeds: the peak epoch (first maximum over snapshot epochs) and the last epoch;
+    `fall` = peak − last, `relative_fall` = fall / peak, `fall_se` its standard error (from the
+    seeds' paired differences peak − last; one seed: from the batches, √(s_peak² + s_last²) / √B
+    with s the std over batches of the value). Verdict, fixed before any data was seen:
+    `falls` when relative_fall >= COMPRESSION_MIN_FALL and fall > COMPRESSION_NOISE_SD · fall_se,
+    `unclear` when the fall is that large but within the noise, `no fall` otherwise; `no excess`
+    (`no dependence` for a raw value) when the peak is <= 0; `too few epochs` with fewer than
+    COMPRESSION_MIN_EPOCHS snapshots; `no value` when an epoch has no finite value. (The peak is
+    the maximum of noisy values, so a flat trajectory has a small positive fall: hence both
+    thresholds.)"""
+    columns = ["setting", "setting_slug", "estimator", *GROUP, "mode", "layer", "layer_name", "quantity",
+               "n_seeds", "n_epochs", "peak_epoch", "last_epoch", "peak", "final", "fall", "fall_se",
+               "relative_fall", "verdict"]
+    if not len(dependence):
+        return pd.DataFrame(columns=columns)
+    with_null = dependence.groupby("setting_slug")["null_xz_mean"].transform(lambda s: s.notna().any()).astype(bool)
+    frame = dependence.assign(q=dependence["excess_xz"].where(with_null, dependence["value_xz"]),
+                              quantity=np.where(with_null, "excess", "value"))
+    rows = []
+    keys = ["setting", "setting_slug", "estimator", *GROUP, "mode", "layer", "layer_name", "quantity"]
+    for key, part in frame.groupby(keys, sort=True, observed=True):
+        wide = part.groupby(["epoch", "seed"])["q"].mean().unstack("seed").sort_index()  # epochs × seeds
+        mean = wide.mean(axis=1)
+        epochs = wide.index.to_numpy()
+        row = dict(zip(keys, key), n_seeds=int(wide.shape[1]), n_epochs=int(len(epochs)), last_epoch=int(epochs[-1]))
+        if not mean.notna().all():
+            rows.append({**row, "peak_epoch": -1, "peak": math.nan, "final": math.nan, "fall": math.nan,
+                         "fall_se": math.nan, "relative_fall": math.nan, "verdict": "no value"})
+            continue
+        peak_epoch = int(mean.idxmax())
+        peak, final = float(mean.loc[peak_epoch]), float(mean.loc[epochs[-1]])
+        diffs = (wide.loc[peak_epoch] - wide.loc[epochs[-1]]).dropna()
+        if len(diffs) >= 2:
+            se = float(diffs.std(ddof=1) / math.sqrt(len(diffs)))
+        else:  # one seed: the noise of the batch means
+            one = part[part["seed"] == part["seed"].iloc[0]].drop_duplicates("epoch").set_index("epoch")
+            spread = one["value_xz_std"]
+            s_peak, s_last = spread.get(peak_epoch, math.nan), spread.get(epochs[-1], math.nan)
+            se = float(math.sqrt(s_peak**2 + s_last**2) / math.sqrt(float(one["n_batches"].iloc[0])))
+        fall = peak - final
+        relative = fall / peak if peak > 0 else math.nan
+        if len(epochs) < COMPRESSION_MIN_EPOCHS:
+            verdict = "too few epochs"
+        elif not peak > 0:
+            verdict = "no excess" if row["quantity"] == "excess" else "no dependence"
+        elif relative >= COMPRESSION_MIN_FALL and fall > COMPRESSION_NOISE_SD * se:
+            verdict = "falls"
+        elif relative >= COMPRESSION_MIN_FALL:
+            verdict = "unclear"
+        else:
+            verdict = "no fall"
+        rows.append({**row, "peak_epoch": peak_epoch, "peak": peak, "final": final, "fall": fall, "fall_se": se,
+                     "relative_fall": relative, "verdict": verdict})
+    return pd.DataFrame(rows, columns=columns)

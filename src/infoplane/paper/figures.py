@@ -1,34 +1,76 @@
 """The study's figures, the only place any figure is drawn (style: `paper.style`).
 
-Per dataset × arch (× estimator setting for dependence figures), under `figures/<kind>/`:
+Per dataset × arch × estimator setting, under `figures/<kind>/<dataset>_<arch>_<slug>.png`:
 
 * `infoplane/`: information-plane trajectories, one panel per mode, one line per layer
   (mean over seeds, one marker shape per layer), segments and points coloured by epoch
-  (viridis), start (○) and end (the layer's marker outlined in black) marked.
+  (viridis), start (○) and end (the layer's marker outlined in black) marked; grey
+  rectangles: the permutation null band of each point on both axes.
+* `infoplane_excess/`: the same plane of the excess over the null (value − null mean); the
+  null band is centred at 0. A quantity without a null (kde's, binning's I(X; T)) stays raw.
 * `dependence/`: dependence on X (top) and on Y (bottom) versus epoch, one panel per mode,
-  one line per layer (cividis by depth), mean ± std over seeds as a band.
+  one line per layer (cividis by depth), mean ± std over seeds as a band; the null mean dashed
+  in the layer's colour with its null band.
+* `dependence_excess/`: the same of the excess, the null band around 0.
+* `compression/`: middle-layer compression versus generalization gap, one point per run.
+
+The null band (`common.null_band`) is null mean ± 2 null std / √n_batches, the spread of the
+batch-mean statistic that the p-value tests (mean over seeds).
+
+A setting that differs from its estimator's paper-default setting only in σ, ε or the
+bandwidth rule is drawn in that estimator's sensitivity figure, not in figures of its own
+(a grid of 21 settings would otherwise write 105 files per dataset × arch).
+
+Per dataset × arch, under `figures/<kind>/<dataset>_<arch>[_<estimator>].png`:
+
+* `diagnostics/`: the layer's scale against epoch: mean squared activation, median pairwise
+  distance / √d and the bandwidth ratio median(D) / (2 s²) of the fixed-σ Gaussian kernel, one
+  column per mode, one line per layer, log axes where a row spans decades.
+* `sensitivity/` (one per estimator with a σ or ε grid): last-epoch value and null band of
+  each layer against σ and against ε, one column per mode, one line style per bandwidth rule.
+* `infoplane_estimators/`: the information plane under every estimator (its paper-default
+  setting), one row per estimator, one column per mode, same layers, markers and epoch colours.
+* `compression_estimators/`: heat map of `common.compression_summary`, per mode: rows
+  estimators, columns layers, colour = relative fall of the dependence on X from its peak.
 * `accuracy/`: the whole network's test accuracy versus epoch, one line per mode, ± std band.
 * `separability/`: linear-probe test accuracy versus depth at the last epoch, one line per
   mode, ± std error bars; initialization dashed.
-* `compression/`: middle-layer compression versus generalization gap, one point per run.
 """
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-from matplotlib.collections import LineCollection
+from matplotlib.collections import LineCollection, PatchCollection
+from matplotlib.patches import Rectangle
 from matplotlib.ticker import MaxNLocator
 
-from .common import GROUP, RUN, Inputs, compression, final_rows, generalization_gap, middle_layers, mode_order
-from .common import whole_network
-from .style import EPOCH_CMAP, MARKERS, categorical, depth_colors, save
+from .common import GROUP, RUN, Inputs, Sweep, block_quantity_label, compression, compression_summary, final_rows
+from .common import generalization_gap, has_null, middle_layers, mode_order, null_band, plotted, primary_settings
+from .common import null_band_text, quantity_label, sensitivity_sweeps, whole_network
+from .style import BANDWIDTH_STYLES, EPOCH_CMAP, MARKERS, NULL_ALPHA, NULL_COLOR, NULL_FILL, SEED_ALPHA, categorical
+from .style import compression_cmap, depth_colors, save, wants_log
 from .style import wrap as _wrap
 
-KINDS = ("infoplane", "dependence", "accuracy", "separability", "compression")
+#: Every figure kind (the folder figures/<kind>/) and its title in the Snakemake report.
+KINDS = {
+    "infoplane": "Information plane",
+    "infoplane_excess": "Information plane of the excess over the null",
+    "dependence": "Dependence vs epoch",
+    "dependence_excess": "Excess over the null vs epoch",
+    "diagnostics": "Scale diagnostics",
+    "sensitivity": "Sensitivity to sigma and epsilon",
+    "infoplane_estimators": "Information plane per estimator",
+    "compression_estimators": "Compression per estimator",
+    "accuracy": "Accuracy vs epoch",
+    "separability": "Linear separability",
+    "compression": "Compression vs generalization",
+    "claims": "Claims",
+}
 
 
 def _mean_over_seeds(frame: pd.DataFrame, keys: list[str], values: list[str]) -> pd.DataFrame:
@@ -39,84 +81,417 @@ def _mean_over_seeds(frame: pd.DataFrame, keys: list[str], values: list[str]) ->
 
 def _seeds_text(frame: pd.DataFrame) -> str:
     seeds = sorted(frame["seed"].unique())
-    return f"mean over {len(seeds)} seed{'s' if len(seeds) != 1 else ''}"
+    return f"mean over {len(seeds)} seed{'s' if len(seeds) != 1 else ''} ({', '.join(map(str, seeds))})"
 
 
-def infoplane(block: pd.DataFrame, title: str, path: Path) -> Path:
-    """One panel per mode; x = nHSIC(X;Z_l), y = nHSIC(Y;Z_l); colour = epoch."""
-    modes = mode_order(block["mode"])
-    mean = _mean_over_seeds(block, ["mode", "layer", "layer_name", "epoch"], ["value_xz", "value_yz"])
-    epochs = np.sort(mean["epoch"].unique())
-    norm = plt.Normalize(epochs.min(), max(epochs.max(), epochs.min() + 1))
-    cmap = plt.get_cmap(EPOCH_CMAP)
-    fig, axes = plt.subplots(
-        1, len(modes), figsize=(5.2 * len(modes) + 1, 4.8), sharex=True, sharey=True, squeeze=False, layout="constrained"
-    )
-    layers = sorted(mean[["layer", "layer_name"]].drop_duplicates().itertuples(index=False, name=None))
-    markers = {key: MARKERS[i % len(MARKERS)] for i, key in enumerate(layers)}
-    for ax, mode in zip(axes[0], modes):
-        part = mean[mean["mode"] == mode]
-        for (layer, name), traj in part.groupby(["layer", "layer_name"], sort=True):
-            traj = traj.sort_values("epoch")
-            x, y, e = traj["value_xz_mean"].to_numpy(), traj["value_yz_mean"].to_numpy(), traj["epoch"].to_numpy()
-            if len(x) > 1:
-                segments = np.stack([np.column_stack([x[:-1], y[:-1]]), np.column_stack([x[1:], y[1:]])], axis=1)
-                lines = LineCollection(segments, cmap=cmap, norm=norm, linewidths=1.6)
-                lines.set_array((e[:-1] + e[1:]) / 2)
-                ax.add_collection(lines)
-            marker = markers[(layer, name)]
-            ax.scatter(x, y, c=e, cmap=cmap, norm=norm, s=16, marker=marker, zorder=3, edgecolors="none")
-            ax.scatter(x[:1], y[:1], s=90, facecolors="none", edgecolors="black", marker="o", zorder=4, linewidths=1.1)
-            ax.scatter(x[-1:], y[-1:], s=90, c=e[-1:], cmap=cmap, norm=norm, marker=marker, zorder=5,
-                       edgecolors="black", linewidths=1.3)  # fmt: skip
-        ax.set_title(mode)
-        ax.set_xlabel("nHSIC(X; Z_l)")
-        ax.autoscale_view()
-        ax.grid(alpha=0.3)
-    axes[0][0].set_ylabel("nHSIC(Y; Z_l)")
+#: The level at which the dependence figures mark a value as beyond its permutation null.
+SIGNIFICANCE = 0.05
+
+
+def evidence_means(block: pd.DataFrame, keys: list[str], excess: bool = False) -> pd.DataFrame:
+    """Per `keys` (one estimator setting), mean over seeds of the plotted quantity on X and Y
+    (`x`, `y`; value or excess), its std over seeds (`x_std`, `y_std`), the mean null band
+    (`x_lo`, `x_hi`, `y_lo`, `y_hi`; NaN without a null) and whether p <= SIGNIFICANCE in every
+    seed (`x_significant`, `y_significant`: 1.0 / 0.0, NaN without a p-value)."""
+    frame = block[[*keys, "seed"]].copy()
+    for role in ("x", "y"):
+        frame[role] = plotted(block, role, excess=excess)
+        band = null_band(block, role, excess=excess and has_null(block, role))
+        frame[f"{role}_lo"], frame[f"{role}_hi"] = band["lo"], band["hi"]
+        # 1.0 where p <= SIGNIFICANCE, 0.0 where not, NaN without a p-value; min over seeds = every seed
+        p = block[f"p_{role}z"]
+        frame[f"{role}_significant"] = (p <= SIGNIFICANCE).astype(float).where(p.notna())
+    grouped = frame.groupby(keys, sort=True)
+    out = grouped[["x", "y", "x_lo", "x_hi", "y_lo", "y_hi"]].mean()
+    out[["x_significant", "y_significant"]] = grouped[["x_significant", "y_significant"]].min().to_numpy()
+    out[["x_std", "y_std"]] = grouped[["x", "y"]].std().to_numpy()
+    return out.reset_index()
+
+
+def _layers(frame: pd.DataFrame) -> list[tuple[int, str]]:
+    return sorted(frame[["layer", "layer_name"]].drop_duplicates().itertuples(index=False, name=None))
+
+
+def _layer_markers(frame: pd.DataFrame) -> dict:
+    return {key: MARKERS[i % len(MARKERS)] for i, key in enumerate(_layers(frame))}
+
+
+def _epoch_norm(frame: pd.DataFrame):
+    epochs = np.sort(frame["epoch"].unique())
+    return plt.Normalize(epochs.min(), max(epochs.max(), epochs.min() + 1))
+
+
+def _null_patches(ax, part: pd.DataFrame, markers: dict) -> None:
+    """The null band of every point, opaque light grey so that overlaps do not darken (a rectangle
+    where both axes have a null, a bar where one has), and each layer's null mean as a dashed grey
+    path with the layer's marker hollow."""
+    both = part[part[["x_lo", "x_hi", "y_lo", "y_hi"]].notna().all(axis=1)]
+    rects = [Rectangle((r.x_lo, r.y_lo), r.x_hi - r.x_lo, r.y_hi - r.y_lo) for r in both.itertuples()]
+    if rects:
+        ax.add_collection(PatchCollection(rects, facecolor=NULL_FILL, edgecolor="none", zorder=0))
+    only_y = part[part["x_lo"].isna() & part[["y_lo", "y_hi"]].notna().all(axis=1)]
+    only_x = part[part["y_lo"].isna() & part[["x_lo", "x_hi"]].notna().all(axis=1)]
+    segments = [[(r.x, r.y_lo), (r.x, r.y_hi)] for r in only_y.itertuples()]
+    segments += [[(r.x_lo, r.y), (r.x_hi, r.y)] for r in only_x.itertuples()]
+    if segments:
+        ax.add_collection(LineCollection(segments, colors=NULL_FILL, linewidths=6, zorder=0))
+    for key, traj in part.groupby(["layer", "layer_name"], sort=True):
+        traj = traj.sort_values("epoch")
+        x = (traj["x_lo"] + traj["x_hi"]) / 2 if traj["x_lo"].notna().any() else traj["x"]
+        y = (traj["y_lo"] + traj["y_hi"]) / 2 if traj["y_lo"].notna().any() else traj["y"]
+        if np.isfinite(x).any() and (traj["x_lo"].notna().any() or traj["y_lo"].notna().any()):
+            ax.plot(x, y, color=NULL_COLOR, ls="--", lw=0.7, marker=markers[key], ms=3.5, mfc="none", mew=0.6,
+                    zorder=1)  # fmt: skip
+
+
+def _plane_panel(ax, part: pd.DataFrame, markers: dict, norm, cmap) -> None:
+    """One information plane: every layer's trajectory over epochs, its null band behind it."""
+    _null_patches(ax, part, markers)
+    for (layer, name), traj in part.groupby(["layer", "layer_name"], sort=True):
+        traj = traj.sort_values("epoch")
+        x, y, e = traj["x"].to_numpy(), traj["y"].to_numpy(), traj["epoch"].to_numpy()
+        if len(x) > 1:
+            segments = np.stack([np.column_stack([x[:-1], y[:-1]]), np.column_stack([x[1:], y[1:]])], axis=1)
+            lines = LineCollection(segments, cmap=cmap, norm=norm, linewidths=1.6, zorder=2)
+            lines.set_array((e[:-1] + e[1:]) / 2)
+            ax.add_collection(lines)
+        marker = markers[(layer, name)]
+        ax.scatter(x, y, c=e, cmap=cmap, norm=norm, s=16, marker=marker, zorder=3, edgecolors="none")
+        ax.scatter(x[:1], y[:1], s=90, facecolors="none", edgecolors="black", marker="o", zorder=4, linewidths=1.1)
+        ax.scatter(x[-1:], y[-1:], s=90, c=e[-1:], cmap=cmap, norm=norm, marker=marker, zorder=5,
+                   edgecolors="black", linewidths=1.3)  # fmt: skip
+    ax.autoscale_view()
+    ax.grid(alpha=0.3)
+
+
+def _plane_legend(markers: dict, with_null: bool) -> list:
     handles = [
-        plt.Line2D([], [], marker=markers[key], color="0.35", linestyle="", label=f"layer {key[0]}: {key[1]}")
-        for key in layers
+        plt.Line2D([], [], marker=marker, color="0.35", linestyle="", label=f"layer {key[0]}: {key[1]}")
+        for key, marker in markers.items()
     ]
     handles += [
         plt.Line2D([], [], marker="o", color="black", markerfacecolor="none", linestyle="", label="start (first epoch)"),
         plt.Line2D([], [], marker="s", color="0.35", markeredgecolor="black", linestyle="", label="end (outlined)"),
     ]
-    axes[0][-1].legend(handles=handles, loc="best", fontsize=8)
+    if with_null:
+        handles.append(plt.Rectangle((0, 0), 1, 1, facecolor=NULL_FILL, label="null band"))
+        handles.append(plt.Line2D([], [], color=NULL_COLOR, ls="--", lw=0.7, marker="o", ms=3.5, mfc="none",
+                                  label="null mean (layer's marker, hollow)"))  # fmt: skip
+    return handles
+
+
+def _saturation_line(ax, block: pd.DataFrame) -> None:
+    """Binning's ceiling log2 m of I(X; T) (`saturation_bound`), dotted, where the table has it."""
+    bound = block["saturation_bound"].dropna() if "saturation_bound" in block else pd.Series(dtype=float)
+    if len(bound):
+        ax.axvline(float(bound.max()), color="black", ls=":", lw=0.9)
+        ax.annotate("log₂ m", (float(bound.max()), 1), xycoords=("data", "axes fraction"), ha="right", va="top",
+                    fontsize=7, rotation=90)  # fmt: skip
+
+
+def infoplane(block: pd.DataFrame, title: str, path: Path, excess: bool = False) -> Path:
+    """One panel per mode; x = dependence on X, y = on Y (value or excess); colour = epoch; the
+    null band of every point in grey."""
+    modes = mode_order(block["mode"])
+    mean = evidence_means(block, ["mode", "layer", "layer_name", "epoch"], excess)
+    norm, cmap = _epoch_norm(mean), plt.get_cmap(EPOCH_CMAP)
+    fig, axes = plt.subplots(
+        1, len(modes), figsize=(5.2 * len(modes) + 1, 4.8), sharex=True, sharey=True, squeeze=False, layout="constrained"
+    )
+    markers = _layer_markers(mean)
+    for ax, mode in zip(axes[0], modes):
+        _plane_panel(ax, mean[mean["mode"] == mode], markers, norm, cmap)
+        _saturation_line(ax, block)
+        ax.set_title(mode)
+        ax.set_xlabel(block_quantity_label(block, "x", excess=excess))
+    axes[0][0].set_ylabel(block_quantity_label(block, "y", excess=excess))
+    with_null = has_null(block, "x") or has_null(block, "y")
+    axes[0][-1].legend(handles=_plane_legend(markers, with_null), loc="best", fontsize=7)
     bar = fig.colorbar(plt.cm.ScalarMappable(norm=norm, cmap=cmap), ax=axes[0].tolist(), label="epoch", shrink=0.9)
     bar.ax.yaxis.set_major_locator(MaxNLocator(integer=True))
-    fig.suptitle(_wrap(f"{title}; {_seeds_text(block)}", 40 * len(modes) + 20), fontsize=10)
+    band = f"; light grey: {null_band_text(block)}" if with_null else "; no permutation null in the table"
+    fig.suptitle(_wrap(f"{title}; {_seeds_text(block)}{band}", 40 * len(modes) + 20), fontsize=10)
     return save(fig, path)
 
 
-def dependence_vs_epoch(block: pd.DataFrame, title: str, path: Path) -> Path:
-    """Rows nHSIC(X;Z), nHSIC(Y;Z); one panel per mode; one line per layer with a seed band."""
+def dependence_vs_epoch(block: pd.DataFrame, title: str, path: Path, excess: bool = False) -> Path:
+    """Rows: dependence on X, on Y (value or excess) vs epoch; one panel per mode; one line per
+    layer with a ± std band over seeds, its null mean dashed and its null band lightly shaded."""
     modes = mode_order(block["mode"])
-    mean = _mean_over_seeds(block, ["mode", "layer", "layer_name", "epoch"], ["value_xz", "value_yz"])
-    layers = sorted(mean[["layer", "layer_name"]].drop_duplicates().itertuples(index=False, name=None))
+    mean = evidence_means(block, ["mode", "layer", "layer_name", "epoch"], excess)
+    layers = _layers(mean)
     colors = dict(zip(layers, depth_colors(len(layers))))
     fig, axes = plt.subplots(
-        2, len(modes), figsize=(4.8 * len(modes), 6.6), sharex=True, sharey="row", squeeze=False,
+        2, len(modes), figsize=(4.8 * len(modes) + 0.6, 6.6), sharex=True, sharey="row", squeeze=False,
         layout="constrained",
     )
     for col, mode in enumerate(modes):
         part = mean[mean["mode"] == mode]
-        for row, (value, label) in enumerate((("value_xz", "nHSIC(X; Z_l)"), ("value_yz", "nHSIC(Y; Z_l)"))):
+        for row, role in enumerate(("x", "y")):
             ax = axes[row][col]
-            for (layer, name), traj in part.groupby(["layer", "layer_name"], sort=True):
+            nulled = excess and has_null(block, role)
+            if nulled:
+                ax.axhline(0.0, color="black", lw=0.8)
+            for key, traj in part.groupby(["layer", "layer_name"], sort=True):
                 traj = traj.sort_values("epoch")
-                m, s = traj[f"{value}_mean"].to_numpy(), traj[f"{value}_std"].fillna(0).to_numpy()
-                ax.plot(traj["epoch"], m, color=colors[(layer, name)], label=f"{layer}: {name}", lw=1.6)
-                ax.fill_between(traj["epoch"], m - s, m + s, color=colors[(layer, name)], alpha=0.2, lw=0)
+                e, m, s = traj["epoch"], traj[role].to_numpy(), traj[f"{role}_std"].fillna(0).to_numpy()
+                ax.plot(e, m, color=colors[key], label=f"{key[0]}: {key[1]}", lw=1.6, zorder=3)
+                ax.fill_between(e, m - s, m + s, color=colors[key], alpha=SEED_ALPHA, lw=0, zorder=2)
+                significant = traj[f"{role}_significant"].to_numpy(dtype=float)
+                if np.isfinite(significant).any():  # filled: p <= SIGNIFICANCE in every seed
+                    filled = significant == 1.0
+                    ax.scatter(e[filled], m[filled], color=colors[key], s=14, zorder=4)
+                    ax.scatter(e[~filled], m[~filled], facecolors="white", edgecolors=colors[key], s=14, zorder=4)
+                lo, hi = traj[f"{role}_lo"].to_numpy(), traj[f"{role}_hi"].to_numpy()
+                if np.isfinite(lo).any():
+                    if not nulled:
+                        ax.plot(e, (lo + hi) / 2, color=colors[key], lw=0.9, ls="--", zorder=2)
+                    ax.fill_between(e, lo, hi, color=colors[key], alpha=NULL_ALPHA, lw=0, hatch="///", zorder=1)
             ax.grid(alpha=0.3)
             if col == 0:
-                ax.set_ylabel(label)
+                ax.set_ylabel(block_quantity_label(block, role, excess=excess))
             if row == 0:
                 ax.set_title(mode)
             else:
                 ax.set_xlabel("epoch")
-    axes[0][-1].legend(title="layer", fontsize=8, loc="best")
-    fig.suptitle(_wrap(f"{title}; {_seeds_text(block)}; band: ± std over seeds", 40 * len(modes) + 20), fontsize=10)
+                ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    handles, _ = axes[0][-1].get_legend_handles_labels()
+    if has_null(block, "x") or has_null(block, "y"):
+        label = f"p ≤ {SIGNIFICANCE:g} (every seed)"
+        handles.append(plt.Line2D([], [], color="0.3", marker="o", ls="", ms=4, label=label))
+        handles.append(plt.Line2D([], [], color="0.3", marker="o", mfc="white", ls="", ms=4, label="p larger"))
+        if excess:
+            handles.append(plt.Line2D([], [], color="black", lw=0.8, label="0 = null mean"))
+        else:
+            handles.append(plt.Line2D([], [], color="0.3", ls="--", lw=0.9, label="null mean"))
+        handles.append(plt.Rectangle((0, 0), 1, 1, facecolor="0.3", alpha=NULL_ALPHA, hatch="///", label="null band"))
+    axes[0][-1].legend(handles=handles, title="layer", fontsize=7, loc="best")
+    band = f"; solid band: ± std over seeds; hatched: {null_band_text(block)}"
+    fig.suptitle(_wrap(f"{title}; {_seeds_text(block)}{band}", 40 * len(modes) + 20), fontsize=10)
+    return save(fig, path)
+
+
+#: The rows of the diagnostics figure: (column, axis label).
+DIAGNOSTICS = (
+    ("mean_sq_activation", "mean squared activation"),
+    ("median_distance", "median ‖z_i − z_j‖ / √d"),
+    ("bandwidth_ratio", "bandwidth ratio median(D) / (2 s²)"),
+)
+
+
+def ratio_setting(group: pd.DataFrame) -> str | None:
+    """The setting whose bandwidth ratio the diagnostics figure shows: a Gaussian Z kernel with
+    the fixed rule, σ closest to the paper's 5 (nocco first); None without one."""
+    rows = group[(group["kernel_z"] == "gaussian") & (group["bandwidth"] == "fixed") & group["bandwidth_ratio"].notna()]
+    if not len(rows):
+        return None
+    table = rows.drop_duplicates("setting_slug")
+    primary = set(primary_settings(group).values())
+    order = table.assign(distance=np.abs(np.log(table["sigma"] / 5.0)), other=table["estimator"] != "nocco",
+                         secondary=~table["setting_slug"].isin(primary))  # fmt: skip
+    return order.sort_values(["distance", "other", "secondary", "setting"]).iloc[0]["setting_slug"]
+
+
+def diagnostics(group: pd.DataFrame, title: str, path: Path) -> Path:
+    """Per mode (columns): the layers' mean squared activation, median distance / √d and (for the
+    fixed-σ setting of `ratio_setting`) bandwidth ratio against epoch; mean ± std over seeds."""
+    modes = mode_order(group["mode"])
+    # the first two are properties of the layer (equal in every setting's rows): one row each
+    per_layer = group.drop_duplicates([*RUN, "epoch", "layer"])
+    slug = ratio_setting(group)
+    frames = {"mean_sq_activation": per_layer, "median_distance": per_layer}
+    rows = list(DIAGNOSTICS[:2])
+    if slug is not None:
+        frames["bandwidth_ratio"] = group[group["setting_slug"] == slug]
+        rows.append(DIAGNOSTICS[2])
+    layers = _layers(group)
+    colors = dict(zip(layers, depth_colors(len(layers))))
+    fig, axes = plt.subplots(
+        len(rows), len(modes), figsize=(4.6 * len(modes) + 0.6, 2.9 * len(rows) + 0.6), sharex=True, sharey="row",
+        squeeze=False, layout="constrained",
+    )  # fmt: skip
+    for r, (column, label) in enumerate(rows):
+        mean = _mean_over_seeds(frames[column], ["mode", "layer", "layer_name", "epoch"], [column])
+        log = wants_log(mean[f"{column}_mean"])
+        for c, mode in enumerate(modes):
+            ax = axes[r][c]
+            for key, traj in mean[mean["mode"] == mode].groupby(["layer", "layer_name"], sort=True):
+                traj = traj.sort_values("epoch")
+                m, s = traj[f"{column}_mean"].to_numpy(), traj[f"{column}_std"].fillna(0).to_numpy()
+                ax.plot(traj["epoch"], m, color=colors[key], marker=".", lw=1.5, label=f"{key[0]}: {key[1]}")
+                low = np.where(m - s > 0, m - s, m) if log else m - s
+                ax.fill_between(traj["epoch"], low, m + s, color=colors[key], alpha=SEED_ALPHA, lw=0)
+            if column == "bandwidth_ratio":
+                ax.axhline(1.0, color="black", lw=0.8, ls=":")
+            if log:
+                ax.set_yscale("log")
+            ax.grid(alpha=0.3, which="both" if log else "major")
+            if r == 0:
+                ax.set_title(mode)
+            if r == len(rows) - 1:
+                ax.set_xlabel("epoch")
+                ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+            if c == 0:
+                ax.set_ylabel(label + (" (log)" if log else ""))
+    axes[0][-1].legend(title="layer", fontsize=7, loc="best")
+    ratio_text = ""
+    if slug is not None:
+        setting = group.loc[group["setting_slug"] == slug, "setting"].iloc[0]
+        ratio_text = f"; bandwidth ratio of [{setting}] (dotted: median D = 2 s²; << 1: near-linear kernel)"
+    fig.suptitle(_wrap(f"{title}; {_seeds_text(group)}; band ± std over seeds{ratio_text}", 40 * len(modes) + 30),
+                 fontsize=10)  # fmt: skip
+    return save(fig, path)
+
+
+_AXIS_LABEL = {"sigma": "σ of the bandwidth rule", "epsilon": "ε (nocco's ridge)"}
+
+
+def sensitivity_frame(group: pd.DataFrame, members: pd.DataFrame, axis: str) -> pd.DataFrame:
+    """Last-epoch evidence means of the given settings, per mode, layer, bandwidth rule and value
+    of `axis` (`at`; NaN: a rule without that parameter, drawn as a level)."""
+    part = final_rows(group[group["setting_slug"].isin(set(members["setting_slug"]))])
+    part = part.assign(rule=part["bandwidth"].fillna("-"), at=part[axis].fillna(-1.0))
+    mean = evidence_means(part, ["mode", "layer", "layer_name", "rule", "at"])
+    mean["at"] = mean["at"].where(mean["at"] > 0)
+    return mean
+
+
+def sensitivity(group: pd.DataFrame, sweep: Sweep, title: str, path: Path) -> Path:
+    """Rows: against σ (one row per ε of the grid), then against ε (at the default σ), all at the
+    last epoch; columns: the dependence on X and on Y of each mode; one colour per layer, one
+    line style per bandwidth rule, the null band shaded. A rule without the swept parameter
+    (median against σ) is a horizontal level."""
+    modes = mode_order(group["mode"])
+    unit = group.loc[group["setting_slug"] == sweep.base, "unit"].iloc[0]
+    layers = _layers(group)
+    colors = dict(zip(layers, depth_colors(len(layers))))
+    panels = sweep.panels()
+    columns = [(mode, role) for mode in modes for role in ("x", "y")]
+    fig, axes = plt.subplots(
+        len(panels), len(columns), figsize=(3.7 * len(columns) + 1.8, max(2.9 * len(panels) + 0.9, 4.6)), squeeze=False,
+        layout="constrained",
+    )  # fmt: skip
+    rules_seen: set[str] = set()
+    base = sweep.base_row
+    for r, (axis, held, members) in enumerate(panels):
+        mean = sensitivity_frame(group, members, axis)
+        grid = np.sort(mean["at"].dropna().unique())
+        held_text = (f"ε = {held:g}" if axis == "sigma" else f"σ = {held:g}") if not math.isnan(held) else ""
+        for c, (mode, role) in enumerate(columns):
+            ax = axes[r][c]
+            part = mean[mean["mode"] == mode]
+            for (layer, name, rule), line in part.groupby(["layer", "layer_name", "rule"], sort=True):
+                color, style = colors[(layer, name)], BANDWIDTH_STYLES.get(rule, ":")
+                rules_seen.add(rule)
+                line = line.sort_values("at")
+                if line["at"].notna().all():
+                    ax.plot(line["at"], line[role], color=color, ls=style, marker=".", lw=1.4)
+                    ax.fill_between(line["at"], line[f"{role}_lo"], line[f"{role}_hi"], color=color, alpha=NULL_ALPHA,
+                                    lw=0)  # fmt: skip
+                else:  # no such parameter: a level across the grid
+                    level = line.iloc[0]
+                    ax.hlines(level[role], grid[0], grid[-1], color=color, ls=style, lw=1.2)
+                    if np.isfinite(level[f"{role}_lo"]):
+                        ax.fill_between(grid[[0, -1]], level[f"{role}_lo"], level[f"{role}_hi"], color=color,
+                                        alpha=NULL_ALPHA / 2, lw=0)  # fmt: skip
+            ax.set_xscale("log")
+            if pd.notna(base[axis]):
+                ax.axvline(float(base[axis]), color="0.5", lw=0.8, ls=":")
+            ax.grid(alpha=0.3, which="both")
+            ax.set_xlabel(_AXIS_LABEL[axis] + (f" ({held_text})" if held_text else ""), fontsize=8)
+            ax.set_ylabel(quantity_label(sweep.estimator, unit, role), fontsize=8)
+            if r == 0:
+                ax.set_title(f"{mode}: on {role.upper()}", fontsize=10)
+    handles = [plt.Line2D([], [], color=colors[key], lw=2, label=f"layer {key[0]}: {key[1]}") for key in layers]
+    handles += [plt.Line2D([], [], color="0.3", ls=BANDWIDTH_STYLES.get(rule, ":"), label=f"bandwidth {rule}")
+                for rule in sorted(rules_seen)]  # fmt: skip
+    handles.append(plt.Rectangle((0, 0), 1, 1, facecolor="0.3", alpha=NULL_ALPHA, label="null band"))
+    handles.append(plt.Line2D([], [], color="0.5", ls=":", label="default setting"))
+    fig.legend(handles=handles, loc="outside right upper", fontsize=7)
+    text = f"{title}; last epoch, {_seeds_text(group)}; shaded: {null_band_text(group)}"
+    fig.suptitle(_wrap(text, 30 * len(columns) + 40), fontsize=10)
+    return save(fig, path)
+
+
+def _primary_blocks(group: pd.DataFrame, primaries: dict[str, str]) -> list[tuple[str, pd.DataFrame]]:
+    return [(est, group[group["setting_slug"] == slug]) for est, slug in primaries.items()
+            if (group["setting_slug"] == slug).any()]  # fmt: skip
+
+
+def infoplane_estimators(group: pd.DataFrame, primaries: dict[str, str], title: str, path: Path) -> Path:
+    """One row per estimator (its paper-default setting), one column per mode: the information
+    plane of every layer with the same markers, epoch colours and null bands as `infoplane`."""
+    blocks = _primary_blocks(group, primaries)
+    modes = mode_order(group["mode"])
+    norm, cmap = _epoch_norm(group), plt.get_cmap(EPOCH_CMAP)
+    markers = _layer_markers(group)
+    fig, axes = plt.subplots(
+        len(blocks), len(modes), figsize=(4.6 * len(modes) + 2.6, 3.7 * len(blocks) + 0.7), sharex="row",
+        sharey="row", squeeze=False, layout="constrained",
+    )  # fmt: skip
+    for r, (estimator, block) in enumerate(blocks):
+        mean = evidence_means(block, ["mode", "layer", "layer_name", "epoch"])
+        for c, mode in enumerate(modes):
+            ax = axes[r][c]
+            _plane_panel(ax, mean[mean["mode"] == mode], markers, norm, cmap)
+            _saturation_line(ax, block)
+            ax.set_xlabel(block_quantity_label(block, "x"), fontsize=8)
+            ax.set_title(_wrap(f"{mode} · {block['setting'].iloc[0]}", 60), fontsize=7)
+        axes[r][0].set_ylabel(block_quantity_label(block, "y"), fontsize=9)
+    fig.legend(handles=_plane_legend(markers, True), loc="outside lower center", ncol=4, fontsize=7)
+    bar = fig.colorbar(plt.cm.ScalarMappable(norm=norm, cmap=cmap), ax=axes.ravel().tolist(), label="epoch",
+                       shrink=min(0.9, 1.6 / len(blocks)), location="right")  # fmt: skip
+    bar.ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    fig.suptitle(_wrap(f"{title}; {_seeds_text(group)}; light grey: {null_band_text(group)}", 40 * len(modes) + 40),
+                 fontsize=10)  # fmt: skip
+    return save(fig, path)
+
+
+#: How a verdict of `compression_summary` is written in a heat-map cell (before the relative fall).
+VERDICT_MARKS = {"falls": "↓", "unclear": "?", "no fall": "", "no excess": "no excess", "no dependence": "none",
+                 "too few epochs": "few epochs", "no value": "no value"}  # fmt: skip
+
+
+def compression_estimators(summary: pd.DataFrame, title: str, path: Path) -> Path:
+    """Heat map per mode (panels): rows estimators, columns layers; colour = relative fall of the
+    dependence on X from its peak to the last epoch (0..1, clipped); ↓ = falls beyond the noise,
+    ? = as large but within it (`common.compression_summary`)."""
+    from .common import estimator_order
+
+    modes = mode_order(summary["mode"])
+    estimators = estimator_order(summary["estimator"])
+    layers = _layers(summary)
+    cmap = compression_cmap().with_extremes(bad="0.85")
+    fig, axes = plt.subplots(
+        1, len(modes), figsize=(0.9 * len(layers) * len(modes) + 3.2, 0.55 * len(estimators) + 2.2), squeeze=False,
+        layout="constrained",
+    )  # fmt: skip
+    for ax, mode in zip(axes[0], modes):
+        part = summary[summary["mode"] == mode].set_index(["estimator", "layer"])
+        grid = np.full((len(estimators), len(layers)), np.nan)
+        for i, est in enumerate(estimators):
+            for j, (layer, _) in enumerate(layers):
+                if (est, layer) not in part.index:
+                    continue
+                cell = part.loc[(est, layer)]
+                value = float(np.clip(cell["relative_fall"], 0, 1)) if np.isfinite(cell["relative_fall"]) else np.nan
+                if cell["verdict"] in ("no excess", "no dependence", "too few epochs", "no value"):
+                    value = np.nan
+                grid[i, j] = value
+                mark = VERDICT_MARKS.get(cell["verdict"], cell["verdict"])
+                number = f"{cell['relative_fall']:.0%}" if np.isfinite(cell["relative_fall"]) else ""
+                text = mark if np.isnan(value) else f"{mark} {number}".strip()
+                dark = np.isfinite(value) and value > 0.55
+                ax.text(j, i, text, ha="center", va="center", fontsize=7,
+                        color="white" if dark else "black", fontweight="bold" if cell["verdict"] == "falls" else None)
+        image = ax.imshow(np.ma.masked_invalid(grid), cmap=cmap, vmin=0, vmax=1, aspect="auto")
+        ax.set_xticks(range(len(layers)), [f"{l}: {n}" for l, n in layers], rotation=35, ha="right", fontsize=8)
+        ax.set_yticks(range(len(estimators)), estimators, fontsize=8)
+        ax.set_title(mode)
+    fig.colorbar(image, ax=axes[0].tolist(), label="(peak − last) / peak, clipped to [0, 1]", shrink=0.9)
+    quantity = "excess over the null where the setting has one, else the value"
+    fig.suptitle(_wrap(f"{title}; ↓ falls beyond 2 SE and ≥ 5 % of the peak, ? as large but within the noise; "
+                       f"quantity: {quantity}", 50 * len(modes) + 40), fontsize=9)  # fmt: skip
     return save(fig, path)
 
 
@@ -203,18 +578,43 @@ def make_figures(inputs: Inputs, out: Path) -> list[Path]:
     dependence = inputs.dependence
     comp = compression(dependence) if len(dependence) else None
     gap = generalization_gap(inputs.metrics)
+    sweeps = sensitivity_sweeps(dependence) if len(dependence) else []
+    primaries = primary_settings(dependence) if len(dependence) else {}
+    in_sweeps = set().union(*(sweep.shown() - {sweep.base} for sweep in sweeps))
     for (setting, slug), block in dependence.groupby(["setting", "setting_slug"], sort=True):
+        if slug in in_sweeps:  # drawn in its estimator's sensitivity figure
+            continue
         for (dataset, arch), group in block.groupby(GROUP, sort=True):
-            stem = f"{dataset}_{arch}_{slug}"
+            stem = f"{dataset}_{arch}_{slug}.png"
             where = f"{dataset} / {arch}; estimator: {setting}"
-            written.append(infoplane(group, f"Information plane, {where}", out / "infoplane" / f"{stem}.png"))
-            written.append(
-                dependence_vs_epoch(group, f"Dependence vs epoch, {where}", out / "dependence" / f"{stem}.png")
-            )
+            for excess, suffix in ((False, ""), (True, "_excess")):
+                name = "excess of the " if excess else ""
+                written.append(infoplane(group, f"Information plane ({name}dependence), {where}",
+                                         out / f"infoplane{suffix}" / stem, excess=excess))
+                written.append(dependence_vs_epoch(group, f"Dependence vs epoch ({name}value), {where}",
+                                                   out / f"dependence{suffix}" / stem, excess=excess))
             part = comp[(comp["setting"] == setting) & (comp["dataset"] == dataset) & (comp["arch"] == arch)]
             written.append(
-                compression_gap(part, gap, f"Compression vs generalization, {where}", out / "compression" / f"{stem}.png")
+                compression_gap(part, gap, f"Compression vs generalization, {where}", out / "compression" / stem)
             )
+    if len(dependence):
+        summary = compression_summary(dependence[dependence["setting_slug"].isin(primaries.values())])
+    for (dataset, arch), group in dependence.groupby(GROUP, sort=True):
+        where = f"{dataset} / {arch}"
+        stem = f"{dataset}_{arch}"
+        written.append(diagnostics(group, f"Scale diagnostics, {where}", out / "diagnostics" / f"{stem}.png"))
+        written.append(infoplane_estimators(group, primaries, f"Information plane per estimator, {where}",
+                                            out / "infoplane_estimators" / f"{stem}.png"))  # fmt: skip
+        part = summary[(summary["dataset"] == dataset) & (summary["arch"] == arch)]
+        if len(part):
+            title = f"Compression of the dependence on X per estimator, {where}; {_seeds_text(group)}"
+            written.append(compression_estimators(part, title, out / "compression_estimators" / f"{stem}.png"))
+        for sweep in sweeps:
+            if group["setting_slug"].isin(sweep.shown()).any():
+                label = group.loc[group["setting_slug"] == sweep.base, "setting"]
+                swept = " and ".join(dict.fromkeys("σ" if axis == "sigma" else "ε" for axis, _, _ in sweep.panels()))
+                title = f"Sensitivity of {sweep.estimator} to {swept}, {where}; default setting: {label.iloc[0]}"
+                written.append(sensitivity(group, sweep, title, out / "sensitivity" / f"{stem}_{sweep.estimator}.png"))
     for (dataset, arch), group in inputs.metrics.groupby(GROUP, sort=True):
         title = f"Test accuracy vs epoch, {dataset} / {arch}"
         written.append(accuracy_vs_epoch(group, title, out / "accuracy" / f"{dataset}_{arch}.png"))
@@ -226,7 +626,6 @@ def make_figures(inputs: Inputs, out: Path) -> list[Path]:
 
 
 # ---------------------------------------------------------------- claims: per-seed paired differences
-KINDS = (*KINDS, "claims")
 
 #: Colour of each verdict (Okabe-Ito, colour-blind safe).
 VERDICT_COLORS = {"holds": "#009E73", "fails": "#D55E00", "underpowered": "#E69F00", "inconclusive": "#777777",
