@@ -92,8 +92,7 @@ columns after ``FRAME_COLUMNS`` (NaN in other estimators' rows). The kernel fami
 matrices, distances and kernels) instead of raw stacks and a ``Permutations`` object (its
 ``perms`` tensor plus the cached gather indices) instead of the tensor, so a layer's GEMM is done
 once for every kernel setting and the diagnostics, and X's and Y's kernels are shared by all
-kernel estimators (they share one reference key). ``layer_scores`` (the former API, values only)
-is ``measure_snapshot`` without permutations.
+kernel estimators (they share one reference key).
 
 Numerics
 --------
@@ -1166,34 +1165,6 @@ def nhsic(a, b, *, estimator: str = "nocco", kernel_a: str = "gaussian", kernel_
         geometry = _geometry(t, name, dev, gram_dtype)
         stacks.append(geometry.kernel(kernel, sigma=sigma, bandwidth=bandwidth, num_classes=num_classes))
     return float(est.pair(*stacks, setting)[0])
-
-
-# --------------------------------------------------------------------------- the former API
-
-SCORE_COLUMNS = ("layer", "layer_name", "estimator", "nhsic_xz", "nhsic_xz_std",
-                 "nhsic_yz", "nhsic_yz_std", "n_batches", "n_samples")
-
-
-def layer_scores(x, y, layers, *, batch_size: int = 128, estimators: str | Sequence[str] = ("nocco",),
-                 kernel_x: str = "gaussian", kernel_y: str = "onehot", kernel_z: str = "gaussian",
-                 sigma: float = 5.0, epsilon: float = 1e-5, bandwidth: str = "fixed",
-                 num_classes: int | None = None, layer_names: Sequence[str] | None = None,
-                 device: str | torch.device | None = "auto",
-                 gram_dtype: torch.dtype | None = None) -> pd.DataFrame:
-    """The values alone (``SCORE_COLUMNS``), one row per (layer, estimator): ``measure_snapshot``
-    without permutations. Kept so that the measurement stage runs until it calls the engine."""
-    ests = [estimators] if isinstance(estimators, str) else list(estimators)
-    if not ests:
-        raise ValueError("estimators is empty; name at least one of " + ", ".join(ESTIMATORS.names()))
-    _check_kernel_args([kernel_x, kernel_y, kernel_z], sigma, bandwidth, epsilon)
-    settings = [{"estimator": e, "kernel_x": kernel_x, "kernel_y": kernel_y, "kernel_z": kernel_z,
-                 "sigma": sigma, "bandwidth": bandwidth, "epsilon": epsilon} for e in ests]
-    frame = measure_snapshot(x, y, layers, settings, batch_size=batch_size, permutations=0, seed=0,
-                             num_classes=num_classes, layer_names=layer_names, device=device, gram_dtype=gram_dtype)
-    frame = frame.rename(columns={"value_xz": "nhsic_xz", "value_xz_std": "nhsic_xz_std",
-                                  "value_yz": "nhsic_yz", "value_yz_std": "nhsic_yz_std"})
-    out = frame[list(SCORE_COLUMNS)].copy()
-    return out.astype({"layer_name": object, "estimator": object})
 
 
 # The mutual-information estimators of the literature register themselves in ESTIMATORS.

@@ -16,7 +16,7 @@ from hsic_reference import ESTIMATOR_NAMES, ref_estimate, ref_gram, ref_median_d
 
 from infoplane import hsic
 from infoplane.hsic import (BANDWIDTHS, ESTIMATORS, FRAME_COLUMNS, KERNELS, Geometry, Permutations, Scores,
-                            expand_settings, layer_scores, measure_snapshot, nhsic)
+                            expand_settings, measure_snapshot, nhsic)
 
 @pytest.fixture(autouse=True)
 def _one_torch_thread():
@@ -421,20 +421,6 @@ def test_single_batch_has_zero_std_and_a_copy_of_x_cka_one():
     assert df[["value_xz_std", "value_yz_std"]].eq(0.0).all().all()
     assert df["value_xz"].iloc[0] == pytest.approx(1.0)
     assert df["p_xz"].iloc[0] == pytest.approx(1 / 4)
-
-
-def test_layer_scores_keeps_the_former_columns():
-    x, y, z1, z2 = snapshot()
-    old = layer_scores(x, y, [z1, z2], batch_size=24, estimators=["nocco", "cka"], layer_names=["a", "b"])
-    new = measure_snapshot(x, y, [z1, z2], [PAPER, setting(estimator="cka")], batch_size=24, permutations=0,
-                           seed=0, layer_names=["a", "b"])
-    assert list(old.columns) == list(hsic.SCORE_COLUMNS)
-    np.testing.assert_array_equal(old["nhsic_xz"], new["value_xz"])
-    np.testing.assert_array_equal(old["nhsic_yz_std"], new["value_yz_std"])
-    assert old["layer_name"].tolist() == ["a", "a", "b", "b"]
-
-
-# --------------------------------------------------------------------------- settings
 
 
 def test_expand_settings_grid_order_and_deduplication():
