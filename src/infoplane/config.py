@@ -127,6 +127,9 @@ def _check_dependence(section: Mapping, eval_size: int) -> None:
         except (KeyError, ValueError) as err:
             key = f"dependence.{name}" if isinstance(section.get(name), Mapping) else "dependence"
             raise ConfigError(f"config key '{key}': {str(err).strip(chr(34) + chr(39))}") from None
+        need = getattr(hsic.ESTIMATORS.get(name), "min_samples", 2)
+        if section["batch_size"] < need:
+            _fail("dependence.batch_size", section["batch_size"], f"estimator {name!r} needs batches of at least {need}")
 
 
 def check(config: MutableMapping) -> MutableMapping:
@@ -176,6 +179,9 @@ def check(config: MutableMapping) -> MutableMapping:
 
     _check_dependence(config["dependence"], eval_size)
 
+    for key, allowed in modes.CHOICE_OPTIONS.items():  # every string option, also those no listed mode reads
+        if training[key] not in allowed:
+            _fail(f"training.{key}", training[key], f"unknown value; allowed: {', '.join(allowed)}")
     for name in canonical:
         for arch in config["archs"]:
             num_blocks = len(models.build(arch, (1, 28, 28), 10).blocks)

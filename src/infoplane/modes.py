@@ -59,7 +59,7 @@ FF_GOODNESS_BLOCKS = ("all", "all_but_first")
 #: String options of the `training` section and the values each allows (the code dispatches
 #: on them, so they are owned here and checked by `check_option`; the schema holds defaults
 #: and numeric ranges).
-_CHOICE_OPTIONS: dict[str, tuple[str, ...]] = {
+CHOICE_OPTIONS: dict[str, tuple[str, ...]] = {
     "supcon_views": SUPCON_VIEWS,
     "predsim_conv_features": losses.SIMILARITY_CONV_FEATURES,
     "ff_readout": FF_READOUTS,
@@ -69,8 +69,8 @@ _CHOICE_OPTIONS: dict[str, tuple[str, ...]] = {
 
 def check_option(key: str, value) -> None:
     """Raise ValueError naming `training.<key>` when a string option has a value the code lacks."""
-    if key in _CHOICE_OPTIONS and value not in _CHOICE_OPTIONS[key]:
-        raise ValueError(f"training.{key}: got {value!r}; allowed: {', '.join(_CHOICE_OPTIONS[key])}")
+    if key in CHOICE_OPTIONS and value not in CHOICE_OPTIONS[key]:
+        raise ValueError(f"training.{key}: got {value!r}; allowed: {', '.join(CHOICE_OPTIONS[key])}")
 
 
 _PART = contracts.MODE_PART

@@ -537,7 +537,7 @@ class KDEEstimator:
             value_yz=i_ty * scale,
             null_xz=None,
             null_yz=None,
-            extra={"noise_variance": s2, "entropy_bound": entropy_bound * scale},
+            extra={"effective_noise_variance": s2, "entropy_bound": entropy_bound * scale},
         )
         if perms is not None:
             # (Y, Z[perm]) pairs y_i with z_perm(i): the same as the labels y[inv] on unpermuted Z.

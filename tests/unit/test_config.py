@@ -26,7 +26,7 @@ def test_default_config_is_valid_and_filled():
     assert config["modes"] == ["e2e", "layerwise-ce"]
     assert config["dependence"]["estimators"] == ["nocco", "cka_unbiased"] and config["dependence"]["sigma"] == 5.0
     assert config["dependence"]["permutations"] == 32 and config["dependence"]["renyi"]["alpha"] == 1.01
-    assert ipconfig.snapshot_epochs(config) == list(range(0, 21, 2))
+    assert ipconfig.snapshot_epochs(config) == list(range(0, 11, 2))
     assert config["training"]["epochs_per_block"] is None  # schema default filled in
     assert config["training"]["schedule"] == {"name": "none", "milestones": [], "gamma": 0.2}  # nested defaults
 
@@ -91,6 +91,9 @@ def test_every_experiment_config_is_valid(path):
          r"'dependence.renyi': renyi: alpha must be > 0 and != 1"),
         ({"dependence__estimators": ["renyi"], "dependence__renyi": {"width": "fixed"}},
          r"'dependence.renyi': setting for estimator 'renyi' lacks sigma"),
+        ({"dependence__estimators": ["cka_unbiased"], "dependence__batch_size": 3, "snapshots__eval_size": 256},
+         r"'dependence.batch_size' = 3: estimator 'cka_unbiased' needs batches of at least 4"),
+        ({"training__ff_readout": "argmax"}, r"'training.ff_readout' = 'argmax': .*allowed: goodness, softmax"),
         ({"output_root": ""}, r"'output_root' = '': empty"),
         ({"output_root": "/"}, r"'output_root' = '/': the filesystem root"),
         ({"output_root": "."}, r"'output_root' = '.': the working directory itself"),
@@ -143,7 +146,7 @@ def test_stage_settings_leave_out_what_does_not_change_numbers():
     config = ipconfig.load(REPO / "config.yaml")
     train = ipconfig.stage_settings(config, "train")
     assert "download" not in train["data"] and "device" not in train
-    assert train["snapshots"] == {"epochs": list(range(0, 21, 2)), "dtype": "float16"}
+    assert train["snapshots"] == {"epochs": list(range(0, 11, 2)), "dtype": "float16"}
     assert ipconfig.stage_settings(config, "dependence") == config["dependence"]
 
 

@@ -3,8 +3,9 @@
 From the three tables of `infoplane.contracts` (metrics, dependence, probes), `build` writes
 under one output folder (results/paper/):
 
-* `table1_accuracy`, `table2_separability`, `table3_dependence`, `table4_compression`, each as
-  `.parquet` (tidy numbers), `.md`, `.tex` (booktabs) and `.html` (for the Snakemake report);
+* every table of `paper.tables.TABLES` (accuracy, separability, dependence, compression, compression
+  by estimator), each as `.parquet` (tidy numbers), `.md`, `.tex` (booktabs) and `.html` (for the
+  Snakemake report);
 * `figures/<kind>/*.png` (`paper.figures.KINDS`);
 * `claims.parquet`, `claim_differences.parquet`, `claims.md`, `claims.html` and
   `figures/claims/claim<N>.png`: every claim of METHOD.md decided by the calibrated statistics of

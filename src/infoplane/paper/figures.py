@@ -14,8 +14,8 @@ Per dataset × arch × estimator setting, under `figures/<kind>/<dataset>_<arch>
 * `dependence_excess/`: the same of the excess, the null band around 0.
 * `compression/`: middle-layer compression versus generalization gap, one point per run.
 
-The null band (`common.null_band`) is null mean ± 2 null std / √n_batches, the spread of the
-batch-mean statistic that the p-value tests (mean over seeds).
+The null band (`common.null_band`) is null mean ± 2 × `null_*_batch_mean_std`, the spread of the
+null's batch mean over the permutations, which the p-value ranks the value in (mean over seeds).
 
 A setting that differs from its estimator's paper-default setting only in σ, ε or the
 bandwidth rule is drawn in that estimator's sensitivity figure, not in figures of its own
