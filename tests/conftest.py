@@ -1,4 +1,3 @@
-import os
 import sys
 from pathlib import Path
 
@@ -9,8 +8,9 @@ import torch
 # data-set fixtures in torchvision's file formats).
 sys.path.insert(0, str(Path(__file__).parent / "support"))
 
-# Tests run on the CPU with few threads: deterministic and light on a 2-core machine.
-torch.set_num_threads(min(2, os.cpu_count() or 1))
+# Tests run on the CPU with one torch thread: their tensors are small, where thread barriers
+# cost more than they save (and a 2-core machine runs other work beside them).
+torch.set_num_threads(1)
 
 
 @pytest.fixture

@@ -18,13 +18,6 @@ from infoplane import hsic
 from infoplane.hsic import (BANDWIDTHS, ESTIMATORS, FRAME_COLUMNS, KERNELS, Geometry, Permutations, Scores,
                             expand_settings, measure_snapshot, nhsic)
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """One thread: these tests are many tiny ops, where OpenMP barriers dominate on a shared machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 PAPER = {"estimator": "nocco", "kernel_x": "gaussian", "kernel_y": "onehot", "kernel_z": "gaussian",

@@ -15,13 +15,6 @@ from hsic_reference import (EPS, ESTIMATOR_NAMES, correlated, ref_center, ref_es
 from infoplane import hsic
 from infoplane.hsic import BANDWIDTHS, ESTIMATORS, KERNELS, gram, nhsic, ridge_matrix
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """One thread: these tests are many tiny ops, where OpenMP barriers dominate on a shared machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 KERNEL_PAIRS = [

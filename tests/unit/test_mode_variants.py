@@ -25,12 +25,6 @@ RGB = (3, 16, 16)
 RGB_NORMALIZATION = ((0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010))
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def _batch(shape, seed: int = 123) -> tuple[torch.Tensor, torch.Tensor]:

@@ -52,13 +52,6 @@ BN_NET = "bn-test-net"
 ARCH_CASES = [*ARCHS.names(), BN_NET]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors run fastest on one thread (and leave the second core to others)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def _bn_net(in_shape, num_classes) -> BlockNet:

@@ -13,13 +13,6 @@ from infoplane.contracts import EvalSet, Run, Snapshot
 SETTINGS = config.defaults("probe")
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """The probe's problems are tiny: extra threads only add synchronization (as in the CLI)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def clusters(n=400, d=20, classes=4, spread=0.2, seed=0):
