@@ -159,7 +159,11 @@ def _state_epoch(workdir):
 
 def test_killed_sweep_resumes_from_checkpoint_and_matches(tmp_path):
     config = copy.deepcopy(TINY)
-    config.update(modes=["e2e"], training={"epochs": 6, "batch_size": 64}, snapshots={"every": 3, "eval_size": 256})
+    # Enough epochs after the interrupt point that the signal lands mid-training on a quiet machine,
+    # where a tiny epoch takes 0.25 s: with 6 epochs the run once ended between the poll that saw
+    # epoch 2 and the interrupt taking effect.
+    epochs = 60
+    config.update(modes=["e2e"], training={"epochs": epochs, "batch_size": 64}, snapshots={"every": 20, "eval_size": 256})
     reference_dir, killed_dir = tmp_path / "reference", tmp_path / "killed"
     reference = snakemake(reference_dir, write_config(reference_dir, config), "--cores", "1")
     assert reference.returncode == 0, reference.stderr[-3000:]
@@ -176,7 +180,7 @@ def test_killed_sweep_resumes_from_checkpoint_and_matches(tmp_path):
     os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C does to the foreground process group
     proc.wait(timeout=120)
     interrupted_at = _state_epoch(killed_dir)
-    assert 2 <= interrupted_at < 6
+    assert 2 <= interrupted_at < epochs
     assert not contracts.path("metrics", results(killed_dir), run=Run("mnist5k", "mlp", "e2e", 0)).exists()
 
     resumed = snakemake(killed_dir, configfile, "--cores", "1", "--rerun-incomplete")
