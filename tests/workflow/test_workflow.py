@@ -159,11 +159,10 @@ def _state_epoch(workdir):
 
 def test_killed_sweep_resumes_from_checkpoint_and_matches(tmp_path):
     config = copy.deepcopy(TINY)
-    # Enough epochs after the interrupt point that the signal lands mid-training on a quiet machine,
-    # where a tiny epoch takes 0.25 s: with 6 epochs the run once ended between the poll that saw
-    # epoch 2 and the interrupt taking effect.
-    epochs = 60
-    config.update(modes=["e2e"], training={"epochs": epochs, "batch_size": 64}, snapshots={"every": 20, "eval_size": 256})
+    # A tiny epoch takes about 0.25 s: 20 epochs leave seconds between the poll that sees epoch 2
+    # and the end of training.
+    epochs = 20
+    config.update(modes=["e2e"], training={"epochs": epochs, "batch_size": 64}, snapshots={"every": 10, "eval_size": 256})
     reference_dir, killed_dir = tmp_path / "reference", tmp_path / "killed"
     reference = snakemake(reference_dir, write_config(reference_dir, config), "--cores", "1")
     assert reference.returncode == 0, reference.stderr[-3000:]
@@ -172,6 +171,9 @@ def test_killed_sweep_resumes_from_checkpoint_and_matches(tmp_path):
     proc = subprocess.Popen(
         snakemake_cmd(killed_dir, configfile, "--cores", "1"),
         cwd=killed_dir, env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        # A shell without job control starts background commands with SIGINT ignored, and an
+        # ignored signal stays ignored across exec: restore Ctrl-C's default for the sweep.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     deadline = time.time() + 600
     while _state_epoch(killed_dir) < 2 and proc.poll() is None and time.time() < deadline:
