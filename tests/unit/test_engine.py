@@ -19,7 +19,6 @@ from infoplane.hsic import (BANDWIDTHS, ESTIMATORS, FRAME_COLUMNS, KERNELS, Geom
                             expand_settings, measure_snapshot, nhsic)
 
 
-
 PAPER = {"estimator": "nocco", "kernel_x": "gaussian", "kernel_y": "onehot", "kernel_z": "gaussian",
          "sigma": 5.0, "bandwidth": "fixed", "epsilon": 1e-5}
 

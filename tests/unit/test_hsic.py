@@ -16,7 +16,6 @@ from infoplane import hsic
 from infoplane.hsic import BANDWIDTHS, ESTIMATORS, KERNELS, gram, nhsic, ridge_matrix
 
 
-
 KERNEL_PAIRS = [
     ("gaussian", "gaussian", "fixed"),
     ("gaussian", "gaussian", "median"),

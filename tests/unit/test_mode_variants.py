@@ -25,8 +25,6 @@ RGB = (3, 16, 16)
 RGB_NORMALIZATION = ((0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010))
 
 
-
-
 def _batch(shape, seed: int = 123) -> tuple[torch.Tensor, torch.Tensor]:
     """Normalized-looking images (unit pixels through the CIFAR normalization for RGB)."""
     g = torch.Generator().manual_seed(seed)

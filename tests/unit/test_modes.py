@@ -52,8 +52,6 @@ BN_NET = "bn-test-net"
 ARCH_CASES = [*ARCHS.names(), BN_NET]
 
 
-
-
 def _bn_net(in_shape, num_classes) -> BlockNet:
     c, h, w = in_shape
     blocks = [

@@ -13,8 +13,6 @@ from infoplane.contracts import EvalSet, Run, Snapshot
 SETTINGS = config.defaults("probe")
 
 
-
-
 def clusters(n=400, d=20, classes=4, spread=0.2, seed=0):
     g = torch.Generator().manual_seed(seed)
     y = torch.arange(n) % classes

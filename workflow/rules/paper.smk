@@ -5,9 +5,8 @@ from infoplane.paper import tables as paper_tables
 PAPER = path("paper")
 PAPER_CATEGORY = f"Paper ({config['experiment']})"
 PAPER_TABLES = list(paper_tables.TABLES)  # the captions: workflow/report/<table>.rst
-FIGURES = (
-    paper_figures.KINDS
-)  # kind -> title; the captions: workflow/report/paper_<kind>.rst
+# kind -> title; the captions: workflow/report/paper_<kind>.rst
+FIGURES = paper_figures.KINDS
 
 
 localrules:
