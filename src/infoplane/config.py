@@ -109,13 +109,13 @@ def _as_list(value) -> list:
 def _check_dependence(section: Mapping, eval_size: int) -> None:
     """Estimator, kernel and bandwidth names against their registries, then every setting as
     the engine will see it (an estimator's own checks, e.g. renyi's alpha != 1)."""
-    from . import dependence, hsic
+    from . import dependence, estimators
 
     for i, name in enumerate(section["estimators"]):
-        if name not in hsic.ESTIMATORS:
-            _fail(f"dependence.estimators[{i}]", name, f"unknown estimator; allowed: {', '.join(hsic.ESTIMATORS.names())}")
-    for key, registry, kind in (("kernel_x", hsic.KERNELS, "kernel"), ("kernel_y", hsic.KERNELS, "kernel"),
-                                ("kernel_z", hsic.KERNELS, "kernel"), ("bandwidth", hsic.BANDWIDTHS, "bandwidth rule")):
+        if name not in estimators.ESTIMATORS:
+            _fail(f"dependence.estimators[{i}]", name, f"unknown estimator; allowed: {', '.join(estimators.ESTIMATORS.names())}")
+    for key, registry, kind in (("kernel_x", estimators.KERNELS, "kernel"), ("kernel_y", estimators.KERNELS, "kernel"),
+                                ("kernel_z", estimators.KERNELS, "kernel"), ("bandwidth", estimators.BANDWIDTHS, "bandwidth rule")):
         for value in _as_list(section[key]):
             if value not in registry:
                 _fail(f"dependence.{key}", value, f"unknown {kind}; allowed: {', '.join(registry.names())}")
@@ -127,7 +127,7 @@ def _check_dependence(section: Mapping, eval_size: int) -> None:
         except (KeyError, ValueError) as err:
             key = f"dependence.{name}" if isinstance(section.get(name), Mapping) else "dependence"
             raise ConfigError(f"config key '{key}': {str(err).strip(chr(34) + chr(39))}") from None
-        need = getattr(hsic.ESTIMATORS.get(name), "min_samples", 2)
+        need = getattr(estimators.ESTIMATORS.get(name), "min_samples", 2)
         if section["batch_size"] < need:
             _fail("dependence.batch_size", section["batch_size"], f"estimator {name!r} needs batches of at least {need}")
 

@@ -14,9 +14,8 @@ import pytest
 import torch
 from hsic_reference import ESTIMATOR_NAMES, ref_estimate, ref_gram, ref_median_distance
 
-from infoplane import hsic
-from infoplane.hsic import (BANDWIDTHS, ESTIMATORS, FRAME_COLUMNS, KERNELS, Geometry, Permutations, Scores,
-                            expand_settings, measure_snapshot, nhsic)
+from infoplane.estimators import (BANDWIDTHS, ESTIMATORS, FRAME_COLUMNS, KERNELS, SETTING_KEYS, Geometry, Permutations,
+                                  Scores, expand_settings, kernel, measure_snapshot, nhsic, normalize_setting, null)
 
 
 PAPER = {"estimator": "nocco", "kernel_x": "gaussian", "kernel_y": "onehot", "kernel_z": "gaussian",
@@ -135,7 +134,7 @@ def test_gathered_null_equals_recomputation_on_permuted_data(estimator, kernels)
     """Each null value (one batch, one permutation) from the gather equals the estimator recomputed on
     (X, Z[pi]) and (Y, Z[pi]) from scratch: new Gram, centering, factorization. float64 data."""
     x, y, z1, _ = snapshot(n=40, dtype=torch.float64)
-    s = hsic.normalize_setting(setting(estimator=estimator, **kernels))
+    s = normalize_setting(setting(estimator=estimator, **kernels))
     est = ESTIMATORS.get(estimator)
     batches, m, count = 2, 20, 5
     stack = lambda t: t[:40].reshape(batches, m, -1)  # noqa: E731
@@ -178,8 +177,8 @@ def test_null_columns_aggregate_the_per_permutation_values(monkeypatch):
     assert row.p_xz == pytest.approx((1 + hits) / (1 + count), rel=1e-12)
     assert row.permutations == count
 
-    monkeypatch.setattr(hsic, "NULL_CHUNK_ELEMENTS", 1)
-    monkeypatch.setattr(hsic, "NULL_INDEX_CACHE_ELEMENTS", 0)
+    monkeypatch.setattr(null, "NULL_CHUNK_ELEMENTS", 1)
+    monkeypatch.setattr(null, "NULL_INDEX_CACHE_ELEMENTS", 0)
     chunked = measure_snapshot(x, y, [z1], [PAPER], batch_size=m, permutations=count, seed=5)
     pd.testing.assert_frame_equal(chunked, df, rtol=1e-13)
 
@@ -333,20 +332,20 @@ def test_x_and_y_preparations_are_built_once_per_batch_stack(monkeypatch):
             return _original(geometry, **kw)
 
         monkeypatch.setitem(KERNELS._entries, name, counted)
-    original_ridge = hsic.ridge_matrix
+    original_ridge = kernel.ridge_matrix
 
     def counted_ridge(*args, **kw):
         calls["ridge"] += 1
         return original_ridge(*args, **kw)
 
-    monkeypatch.setattr(hsic, "ridge_matrix", counted_ridge)
-    original_prepare = hsic.KernelEstimator.prepare
+    monkeypatch.setattr(kernel, "ridge_matrix", counted_ridge)
+    original_prepare = kernel.KernelEstimator.prepare
 
     def counted_prepare(self, data, role, s):
         calls["prepare"].append(role)
         return original_prepare(self, data, role, s)
 
-    monkeypatch.setattr(hsic.KernelEstimator, "prepare", counted_prepare)
+    monkeypatch.setattr(kernel.KernelEstimator, "prepare", counted_prepare)
     x, y = torch.randn(30, 4), torch.arange(30) % 3
     df = measure_snapshot(x, y, [x, x + 1, x * 3], [setting(estimator=e) for e in ESTIMATOR_NAMES],
                           batch_size=10, permutations=4, seed=0)
@@ -433,7 +432,7 @@ def test_expand_settings_grid_order_and_deduplication():
     assert [s["estimator"] for s in grid] == ["nocco"] * 10 + ["cka"] * 5 + ["nocco_normalized"] * 10
     assert len({tuple(sorted(s.items(), key=str)) for s in grid}) == len(grid)
     assert expand_settings(section) == grid  # deterministic
-    assert set(grid[0]) == set(hsic.SETTING_KEYS)
+    assert set(grid[0]) == set(SETTING_KEYS)
 
 
 def test_expand_settings_linear_kernels_drop_bandwidth_and_sigma():

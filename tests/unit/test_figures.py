@@ -401,7 +401,7 @@ def test_sensitivity_and_estimator_figures_from_a_real_measurement(tmp_path):
     grid and every estimator family; the figures are drawn from its table."""
     import torch
 
-    from infoplane import dependence, hsic
+    from infoplane import dependence, estimators
 
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(64, 12, generator=gen)
@@ -418,7 +418,7 @@ def test_sensitivity_and_estimator_figures_from_a_real_measurement(tmp_path):
             for w in weights:
                 h = torch.relu(h @ (w * scale * (1 + epoch)))
                 layers.append(h.clone())
-            frame = hsic.measure_snapshot(x, y, layers, dependence.settings(section), batch_size=32, permutations=8,
+            frame = estimators.measure_snapshot(x, y, layers, dependence.settings(section), batch_size=32, permutations=8,
                                           seed=epoch, num_classes=3, layer_names=LAYERS, device="cpu")  # fmt: skip
             frames.append(frame.assign(dataset="toy", arch="net", mode=mode, seed=0, epoch=epoch))
     data = inputs_of(pd.concat(frames, ignore_index=True))

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from infoplane import mutual_information as mi
-from infoplane.mutual_information import (
+from infoplane.estimators import geometry
+from infoplane.estimators import (
     BinningEstimator,
     KDEEstimator,
     RenyiEstimator,
@@ -272,7 +272,7 @@ def test_chunked_paths_agree_with_unchunked(monkeypatch):
     x, y, z, perms = make_data(3, 16, seed=5)
     settings = {RenyiEstimator: {"k": 4}, KDEEstimator: {}, BinningEstimator: {"bins": 4}}
     whole = {cls: run(cls(), x, y, z, s, perms) for cls, s in settings.items()}
-    monkeypatch.setattr(mi, "STACK_BUDGET_ELEMENTS", 50)  # below one batch: one batch / permutation at a time
+    monkeypatch.setattr(geometry, "STACK_BUDGET_ELEMENTS", 50)  # below one batch: one batch / permutation at a time
     for cls, s in settings.items():
         part = run(cls(), x, y, z, s, perms)
         close(part.value_xz, whole[cls].value_xz.numpy())

@@ -1,4 +1,4 @@
-"""Benchmark of the dependence engine: ``python -m infoplane.bench.hsic [--quick] [--device cuda]``.
+"""Benchmark of the dependence engine: ``python -m infoplane.bench.dependence [--quick] [--device cuda]``.
 
 Prints Markdown tables, every ratio measured in this one process (the pieces of a ratio alternate,
 best of repeats, so a shared machine's load hits numerator and denominator alike):
@@ -37,8 +37,8 @@ from collections.abc import Callable
 
 import torch
 
-from infoplane.hsic import (ESTIMATORS, Geometry, KernelStack, _gemm_dtype, measure_snapshot, nhsic, resolve_device,
-                            ridge_matrix)
+from infoplane.estimators import ESTIMATORS, Geometry, KernelStack, measure_snapshot, nhsic, resolve_device, ridge_matrix
+from infoplane.estimators.geometry import _gemm_dtype
 
 EPS = 1e-5
 SIGMA = 5.0
@@ -341,8 +341,7 @@ MI_CASES = ((7, 128, 784), (7, 128, 3072), (1, 1000, 784), (1, 1000, 3072))
 def mi_table(cases, device: torch.device, repeat_seconds: float, permutations=(0, 32)) -> None:
     """Seconds to prepare X and Y and to score one layer (with 0 and 32 permutations) per MI estimator."""
     from infoplane import config, dependence
-    from infoplane.hsic import ESTIMATORS
-    from infoplane.mutual_information import MI_ESTIMATORS
+    from infoplane.estimators import ESTIMATORS, MI_ESTIMATORS
 
     gen = torch.Generator().manual_seed(0)
     print("| estimator | B | m | d | P | prepare_s | score_s |")
