@@ -391,8 +391,9 @@ def test_frame_columns_dtypes_and_unused_keys():
     assert tuple(df.columns) == FRAME_COLUMNS
     ints = ("layer", "batch_size", "n_samples", "n_batches", "permutations")
     strings = ("layer_name", "estimator", "kernel_x", "kernel_y", "kernel_z", "bandwidth", "unit")
+    lists = ("excess_xz_batches", "excess_yz_batches")  # one (n_batches,) float64 array per row
     for c in df.columns:
-        want = "int64" if c in ints else "string" if c in strings else "float64"
+        want = "int64" if c in ints else "string" if c in strings else "object" if c in lists else "float64"
         assert str(df[c].dtype) == want, c
     assert df["layer"].tolist() == [0, 0, 0, 1, 1, 1] and df["layer_name"].tolist()[::3] == ["conv", "fc"]
     assert (df["unit"] == "").all()
@@ -610,3 +611,56 @@ def test_cuda_agrees_with_cpu():
     for c in ("value_xz", "value_yz", "null_xz_mean", "null_yz_mean", "ceiling_zz", "median_distance"):
         np.testing.assert_allclose(gpu[c], cpu[c], rtol=1e-6, err_msg=c)
     np.testing.assert_array_equal(gpu["p_xz"], cpu["p_xz"])  # the same permutations on every device
+
+
+def test_per_batch_excess_columns_against_a_float64_loop(tmp_path):
+    """excess_*_batches = value_b - mean_p null_{b,p} per batch in eval-batch order, excess_*_std its
+    population std over batches, both checked against a float64 loop of single-pair nHSICs; the
+    existing excess_* is the list's mean. The layer's scale differs between batches, so the raw
+    value and the null move from batch to batch: the excess's spread is not the value's."""
+    x, y, z1, _ = snapshot(n=80, dtype=torch.float64)
+    batches, m, count = 4, 20, 6
+    scale = torch.tensor([1.0, 3.0, 0.3, 6.0], dtype=torch.float64).repeat_interleave(m)[:, None]
+    z = z1 * scale
+    df = measure_snapshot(x, y, [z], [PAPER], batch_size=m, permutations=count, seed=9)
+    perms = Permutations.draw(batches, count, m, seed=9, device=torch.device("cpu")).perms
+    row = df.iloc[0]
+    for role, ref, kernel in (("xz", x, "gaussian"), ("yz", y, "onehot")):
+        per_batch = []
+        for b in range(batches):
+            rb, zb = ref[b * m:(b + 1) * m], z[b * m:(b + 1) * m]
+            value = nhsic(rb, zb, kernel_a=kernel)
+            nulls = [nhsic(rb, zb[perms[b, p]], kernel_a=kernel) for p in range(count)]
+            per_batch.append(value - np.mean(nulls))
+        got = row[f"excess_{role}_batches"]
+        assert isinstance(got, np.ndarray) and got.dtype == np.float64 and got.shape == (batches,)
+        np.testing.assert_allclose(got, per_batch, rtol=1e-9, atol=1e-12)
+        assert row[f"excess_{role}_std"] == pytest.approx(np.std(per_batch), rel=1e-8, abs=1e-13)
+        assert row[f"excess_{role}"] == pytest.approx(np.mean(got), rel=1e-12, abs=1e-13)
+        assert row[f"excess_{role}_std"] != pytest.approx(row[f"value_{role}_std"], rel=0.05)
+
+    # through the table contract and Parquet (list<double>) and back, unchanged
+    from infoplane import contracts
+
+    table = df.assign(epoch=0, dataset="d", arch="a", mode="e2e", seed=0)
+    written = contracts.DEPENDENCE.write(table, tmp_path / "t.parquet")
+    back = contracts.DEPENDENCE.read(tmp_path / "t.parquet")
+    import pyarrow.parquet as pq
+
+    assert str(pq.read_schema(tmp_path / "t.parquet").field("excess_xz_batches").type) == "list<element: double>"
+    np.testing.assert_array_equal(np.stack(back["excess_xz_batches"]), np.stack(written["excess_xz_batches"]))
+
+
+KDE = {"estimator": "kde", "noise_variance": 0.1, "relative": False, "unit": "nats"}
+
+
+def test_per_batch_excess_is_nan_without_a_null():
+    """No permutations, or an estimator without a null (kde's I(X;T)): a list of n_batches NaNs."""
+    x, y, z1, _ = snapshot(n=60, dtype=torch.float64)
+    df = measure_snapshot(x, y, [z1], [PAPER, KDE], batch_size=20, permutations=0, seed=0)
+    for col in ("excess_xz_batches", "excess_yz_batches"):
+        assert all(len(v) == 3 and np.isnan(v).all() for v in df[col])
+    assert df["excess_xz_std"].isna().all()
+    kde = measure_snapshot(x, y, [z1], [KDE], batch_size=20, permutations=5, seed=0).iloc[0]
+    assert np.isnan(kde["excess_xz_batches"]).all() and len(kde["excess_xz_batches"]) == 3
+    assert np.isfinite(kde["excess_yz_batches"]).all() and np.isfinite(kde["excess_yz_std"])

@@ -12,6 +12,10 @@ with the value (mean over batches) and its evidence:
     P joint permutations of the batch-mean null (the distribution the p-value ranks the value in),
     ``excess_* = value - null mean``, and the permutation p-value of the reported value
     (``null.p_values``).
+  - the per-batch excess: ``excess_*_batches`` the list over batches (eval-batch order) of
+    value_b - mean_p null_{b,p} (all NaN without a null), ``excess_*_std`` its population std over
+    batches: the spread of the excess itself, in which the null's batch-to-batch variation
+    cancels (``excess_*`` is the mean of this list, up to rounding).
   - for nocco: ``ceiling_zz`` = tr(R_Z^2) (nocco(Z;Z)), ``ceiling_xx``, ``ceiling_yy`` likewise.
   - scale diagnostics per layer: ``mean_sq_activation`` (mean of z^2), ``median_distance`` =
     median ||z_i - z_j|| / sqrt(d), ``bandwidth_ratio`` = median(D_ij) / (2 s^2) for a Gaussian Z
@@ -48,11 +52,13 @@ FRAME_COLUMNS = (
     "value_xz", "value_xz_std", "null_xz_mean", "null_xz_std", "null_xz_batch_mean_std", "excess_xz", "p_xz",
     "value_yz", "value_yz_std", "null_yz_mean", "null_yz_std", "null_yz_batch_mean_std", "excess_yz", "p_yz",
     "ceiling_zz", "ceiling_xx", "ceiling_yy", "mean_sq_activation", "median_distance", "bandwidth_ratio",
+    "excess_xz_batches", "excess_xz_std", "excess_yz_batches", "excess_yz_std",
 )  # fmt: skip
 _STRING_COLUMNS = ("layer_name", "estimator", "kernel_x", "kernel_y", "kernel_z", "bandwidth", "unit")
 _INT_COLUMNS = ("layer", "batch_size", "n_samples", "n_batches", "permutations")
 _EXTRA_COLUMNS = ("ceiling_zz", "ceiling_xx", "ceiling_yy")
 _DIAGNOSTICS = ("mean_sq_activation", "median_distance", "bandwidth_ratio")
+_BATCH_COLUMNS = ("excess_xz_batches", "excess_yz_batches")
 
 
 @dataclass
@@ -240,10 +246,14 @@ def _role_numbers(rows: list[_Row], role: str, batches: int, permutations: int,
         out[f"null_{role}_std"] = flat.std(dim=1, correction=0)
         out[f"null_{role}_batch_mean_std"] = joint.std(dim=1, correction=0)
         out[f"p_{role}"] = p_values(out[f"value_{role}"], joint, permutations, flat.isnan().any(dim=1))
+        per_batch = values - nulls.mean(dim=2)  # (R, B): value_b - mean_p null_{b,p}
     else:
         for key in ("null_{}_mean", "null_{}_std", "null_{}_batch_mean_std", "p_{}"):
             out[key.format(role)] = torch.full((count,), math.nan, dtype=torch.float64, device=device)
+        per_batch = torch.full_like(values, math.nan)
     out[f"excess_{role}"] = out[f"value_{role}"] - out[f"null_{role}_mean"]
+    out[f"excess_{role}_std"] = per_batch.std(dim=1, correction=0)
+    out[f"excess_{role}_batches"] = per_batch
     return out
 
 
@@ -256,8 +266,9 @@ def _extra_names(rows: list[_Row]) -> list[str]:
 
 
 def _numbers(rows: list[_Row], batches: int, permutations: int, device: torch.device,
-             extra_names: list[str]) -> dict[str, np.ndarray]:
-    """Every numeric column, aggregated on the device and moved to the host in one transfer."""
+             extra_names: list[str]) -> dict[str, np.ndarray | list]:
+    """Every numeric column, aggregated on the device and moved to the host in one transfer; the
+    per-batch columns as lists of (B,) float64 arrays."""
     results = {}
     for role in ("xz", "yz"):
         results.update(_role_numbers(rows, role, batches, permutations, device))
@@ -266,9 +277,15 @@ def _numbers(rows: list[_Row], batches: int, permutations: int, device: torch.de
         stacked = torch.stack([_as64(r.diagnostics[key] if key in r.diagnostics else r.scores.extra.get(key), nan_b,
                                      f"{r.setting['estimator']}: {key}") for r in rows])
         results[key] = stacked.mean(dim=1)
+    per_batch = {k: results.pop(k) for k in _BATCH_COLUMNS}  # (R, B) each
     keys = list(results)
-    host = torch.stack([results[k] for k in keys]).cpu().numpy()  # the one transfer
-    return dict(zip(keys, host))
+    scalars = torch.stack([results[k] for k in keys])  # (K, R)
+    host = torch.cat([scalars.reshape(-1), *(v.reshape(-1) for v in per_batch.values())]).cpu().numpy()  # one transfer
+    numbers: dict[str, np.ndarray | list] = dict(zip(keys, host[:scalars.numel()].reshape(len(keys), len(rows))))
+    tail = host[scalars.numel():].reshape(len(per_batch), len(rows), batches)
+    for key, block in zip(per_batch, tail):
+        numbers[key] = list(block)  # one (B,) float64 array per row
+    return numbers
 
 
 def _setting_columns(rows: list[_Row], batch_size: int, batches: int, permutations: int,
