@@ -20,6 +20,7 @@ import pandas as pd
 
 from . import io
 from .errors import CorruptFileError, MismatchedInputsError
+from .estimators import settings as _estimator_settings  # torch-free: the estimators' declared settings
 
 # --------------------------------------------------------------------------- run identity
 
@@ -282,10 +283,10 @@ METRICS = Table(
 #: (a key an estimator does not use is missing in its rows: NaN / <NA>). `sigma`: the Gaussian
 #: width parameter (nocco/CKA: sigma of the bandwidth rule; renyi with width "fixed": the kernel
 #: width itself). `unit`: "" for nHSIC and CKA (unitless), "bits" or "nats" for mutual information.
-DEPENDENCE_SETTINGS = (
-    "estimator", "kernel_x", "kernel_y", "kernel_z", "sigma", "bandwidth", "epsilon",
-    "alpha", "width", "k", "noise_variance", "relative", "bins", "bin_range", "unit", "batch_size",
-)  # fmt: skip
+#: The keys and their dtypes are the estimators' declared settings (`infoplane.estimators.settings`):
+#: kernel_x, kernel_y, kernel_z, sigma, bandwidth, epsilon, alpha, width, k, noise_variance,
+#: relative, bins, bin_range (and range_max, binning's derived range, not a sort key).
+DEPENDENCE_SETTINGS = ("estimator", *_estimator_settings.IDENTITY_KEYS, "unit", "batch_size")
 
 #: One row per run × snapshot epoch × layer × estimator setting. Values are means over the
 #: n_batches consecutive evaluation batches of batch_size eval samples (`*_std`: population std
@@ -307,10 +308,7 @@ DEPENDENCE_SETTINGS = (
 DEPENDENCE = Table(
     "dependence",
     {**_RUN_COLUMNS, "epoch": "int64", "layer": "int64", "layer_name": "string",
-     "estimator": "string", "kernel_x": "string", "kernel_y": "string", "kernel_z": "string",
-     "sigma": "float64", "bandwidth": "string", "epsilon": "float64",
-     "alpha": "float64", "width": "string", "k": "Int64", "noise_variance": "float64", "relative": "boolean",
-     "bins": "Int64", "bin_range": "string", "range_max": "float64", "unit": "string",
+     "estimator": "string", **_estimator_settings.COLUMN_DTYPES, "unit": "string",
      "batch_size": "int64", "n_samples": "int64", "n_batches": "int64", "permutations": "int64",
      "value_xz": "float64", "value_xz_std": "float64", "null_xz_mean": "float64", "null_xz_std": "float64",
      "null_xz_batch_mean_std": "float64", "excess_xz": "float64", "excess_xz_batches": FLOAT_LIST,
@@ -321,7 +319,7 @@ DEPENDENCE = Table(
      "ceiling_zz": "float64", "ceiling_xx": "float64", "ceiling_yy": "float64", "saturation_bound": "float64",
      "mean_sq_activation": "float64", "median_distance": "float64", "bandwidth_ratio": "float64"},
     sort=(*RUN_KEYS, *DEPENDENCE_SETTINGS, "epoch", "layer"),
-    optional=("alpha", "width", "k", "noise_variance", "relative", "bins", "bin_range", "range_max",
+    optional=(*(k for k in _estimator_settings.COLUMN_DTYPES if k not in _estimator_settings.COMMON_KEYS),
               "saturation_bound", "excess_xz_batches", "excess_xz_std", "excess_yz_batches", "excess_yz_std"),
 )  # fmt: skip
 

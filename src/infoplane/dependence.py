@@ -22,8 +22,6 @@ from . import contracts, estimators, runtime
 
 log = logging.getLogger("infoplane")
 
-#: Keys of the measurement section that describe the kernel estimators (lists allowed).
-KERNEL_KEYS = ("kernel_x", "kernel_y", "kernel_z", "sigma", "bandwidth", "epsilon")
 #: Purpose of the derived permutation seed (see runtime.derived_seed).
 _NULL_SEED = 11
 
@@ -31,17 +29,16 @@ _NULL_SEED = 11
 def settings(section: Mapping) -> list[dict]:
     """The distinct estimator settings of the config's `dependence` section, in order.
 
-    Kernel estimators (nocco, CKAs) take the section's kernel keys; an estimator with its own
-    sub-section (`renyi`, `kde`, `binning`) takes its settings from there. Every value may be a
-    list: each combination is its own setting (`estimators.expand_settings`), except `bin_range`, whose
-    [lo, hi] pair is one value."""
+    Each estimator's keys are those its settings declare (`estimators.settings`): the kernel
+    family reads the section's flat keys, an estimator with its own sub-section (`renyi`, `kde`,
+    `binning`) reads that; a key the section lacks takes the declared default. Every value may be
+    a list: each combination is its own setting (`estimators.expand_settings`), except where the
+    key declares a list to be one value (binning's [lo, hi] `bin_range`)."""
     out: list[dict] = []
     for name in section["estimators"]:
-        own = section.get(name)
-        if isinstance(own, Mapping):
-            keys = {k: ([v] if k == "bin_range" else v) for k, v in own.items()}
-        else:
-            keys = {k: section[k] for k in KERNEL_KEYS}
+        declared = estimators.ESTIMATORS.get(name).settings
+        source = section.get(name, {}) if declared.own_section else section
+        keys = {k: source[k] for k in declared.keys() if k in source}
         out += estimators.expand_settings({"estimators": [name], **keys})
     return out
 

@@ -16,6 +16,7 @@ from hsic_reference import ESTIMATOR_NAMES, ref_estimate, ref_gram, ref_median_d
 
 from infoplane.estimators import (BANDWIDTHS, ESTIMATORS, FRAME_COLUMNS, KERNELS, SETTING_KEYS, Geometry, Permutations,
                                   Scores, expand_settings, kernel, measure_snapshot, nhsic, normalize_setting, null)
+from infoplane.estimators.settings import Settings, key
 
 
 PAPER = {"estimator": "nocco", "kernel_x": "gaussian", "kernel_y": "onehot", "kernel_z": "gaussian",
@@ -422,10 +423,11 @@ def test_expand_settings_grid_order_and_deduplication():
     grid = expand_settings(section)
     assert grid[0] == PAPER  # the first value of every list first: the paper's protocol
     nocco = [s for s in grid if s["estimator"] == "nocco"]
-    # bandwidth x sigma (median ignores sigma) x epsilon = (2 + 1 + 2) x 2
+    # sigma x bandwidth (median ignores sigma) x epsilon = (2 + 1 + 2) x 2, in the declared key order
     assert len(nocco) == 10
-    assert [(s["bandwidth"], s["sigma"], s["epsilon"]) for s in nocco[:4]] == [
-        ("fixed", 5.0, 1e-5), ("fixed", 5.0, 1e-3), ("fixed", 1.0, 1e-5), ("fixed", 1.0, 1e-3)]
+    assert [(s["bandwidth"], s["sigma"], s["epsilon"]) for s in nocco[:6]] == [
+        ("fixed", 5.0, 1e-5), ("fixed", 5.0, 1e-3), ("median", None, 1e-5), ("median", None, 1e-3),
+        ("median_scaled", 5.0, 1e-5), ("median_scaled", 5.0, 1e-3)]
     assert all(s["sigma"] is None for s in nocco if s["bandwidth"] == "median")
     cka = [s for s in grid if s["estimator"] == "cka"]
     assert len(cka) == 5 and all(s["epsilon"] is None for s in cka)  # epsilon does not multiply cka
@@ -464,13 +466,18 @@ def test_expand_settings_bad_values(section, error, match):
 
 
 @dataclass
+class _PowerSettings(Settings):
+    power: int = key(1, dtype="Int64")
+
+
+@dataclass
 class _CorrelationEstimator:
     """A toy plug-in (raw stacks, no geometry): |corr| of the first coordinates of X and Z, and of Y
     and Z's first coordinate; a null for Y only (as an MI estimator without an X null would), an extra."""
 
     name: str = "first_corr"
     unit: str = "abs_corr"
-    setting_keys: tuple = ("power",)
+    settings = _PowerSettings
 
     def reference_key(self, role, s):
         return (self.name, role)
@@ -566,7 +573,10 @@ def test_bad_input_raises_clear_errors():
     with pytest.raises(ValueError, match="non-empty list of setting dicts"):
         measure_snapshot(x, y, [x], PAPER, **kw)
     with pytest.raises(ValueError, match="lacks epsilon"):
-        measure_snapshot(x, y, [x], [{k: v for k, v in PAPER.items() if k != "epsilon"}], **kw)
+        measure_snapshot(x, y, [x], [{**PAPER, "epsilon": None}], **kw)
+    # a key left out takes the estimator's declared default (nocco's are the paper's protocol)
+    assert normalize_setting({k: v for k, v in PAPER.items() if k != "epsilon"}) == normalize_setting(PAPER)
+    assert normalize_setting({"estimator": "nocco"}) == normalize_setting(PAPER)
     with pytest.raises(KeyError, match="unknown estimator 'mine'"):
         measure_snapshot(x, y, [x], [setting(estimator="mine")], **kw)
     with pytest.raises(ValueError, match="permutations must be an integer >= 0, got -1"):

@@ -5,10 +5,12 @@ Estimator protocol (how an estimator plugs into the engine, null, excess and p-v
 --------------------------------------------------------------------------------------
 An estimator is an object registered in ``ESTIMATORS`` with
   ``name: str``, ``unit: str`` ("" | "bits" | "nats"; a callable(setting) or a "unit" setting key
-      wins where the unit is configurable), ``setting_keys: tuple[str, ...]`` (the setting keys it
-      may use; keys outside ``SETTING_KEYS`` become extra columns at the end of the frame),
-  optional ``used_keys(setting) -> tuple`` (the keys this setting really uses; default
-      ``setting_keys``), ``check_setting(setting)`` (raise ValueError naming a bad key),
+      wins where the unit is configurable), ``settings``: its settings dataclass
+      (``settings.Settings``: the keys it may use, their defaults and table dtypes; keys outside
+      ``SETTING_KEYS`` become extra columns at the end of the frame),
+  optional ``used_keys(setting) -> tuple`` (the keys this setting really uses; default all
+      declared keys), ``check_setting(setting)`` (the estimator's checks, once: raise
+      ``SettingError`` or ValueError naming a bad key; may return the setting normalized),
       ``min_samples: int`` (default 2),
   ``reference_key(role, setting) -> Hashable``: role "x" or "y"; equal keys (of one estimator object)
       share one prepare() for the whole call, across layers and settings,
@@ -40,10 +42,22 @@ import torch
 
 from infoplane.registry import Registry
 
-from .geometry import BANDWIDTHS, KERNELS, positive
+from .settings import COMMON_KEYS
 
 ESTIMATORS: Registry = Registry("estimator")
-SETTING_KEYS = ("estimator", "kernel_x", "kernel_y", "kernel_z", "sigma", "bandwidth", "epsilon")
+#: The setting keys of every engine row (the kernel family's; other estimators' rows have them missing).
+SETTING_KEYS = ("estimator", *COMMON_KEYS)
+
+
+class SettingError(ValueError, KeyError):
+    """A bad setting value: names the key, the value and what is allowed (config errors point at the key)."""
+
+    def __init__(self, key: str, value, reason: str) -> None:
+        super().__init__(key, value, reason)
+        self.key, self.value, self.reason = key, value, reason
+
+    def __str__(self) -> str:
+        return f"setting {self.key}={self.value!r}: {self.reason}"
 
 # --------------------------------------------------------------------------- estimators
 
@@ -61,21 +75,18 @@ class Scores:
 
 def used_keys_of(estimator, setting: Mapping) -> tuple[str, ...]:
     used = getattr(estimator, "used_keys", None)
-    return tuple(used(setting)) if used is not None else tuple(estimator.setting_keys)
+    return tuple(used(setting)) if used is not None else estimator.settings.keys()
 
 
 def normalize_setting(setting: Mapping) -> dict:
-    """The setting with every key checked: the keys its estimator uses must be valid, the others
-    of ``SETTING_KEYS`` become None. Raises KeyError/ValueError naming the key and what is allowed."""
+    """The setting with every key checked, the one place a measurement's settings are checked: keys
+    left out take the estimator's declared defaults, the keys it uses must be valid (its own
+    ``check_setting``), the others of ``SETTING_KEYS`` become None. Raises KeyError (unknown
+    estimator) or ValueError (``SettingError`` where one key is bad) naming the key and what is allowed."""
     if not isinstance(setting, Mapping) or "estimator" not in setting:
         raise ValueError(f"a setting must be a dict with an 'estimator' key, got {setting!r}")
     est = ESTIMATORS.get(setting["estimator"])
-    for key in ("kernel_x", "kernel_y", "kernel_z"):
-        if key in est.setting_keys and setting.get(key) not in KERNELS:
-            raise KeyError(f"setting {key}={setting.get(key)!r}: unknown kernel; allowed: {', '.join(KERNELS.names())}")
-    if "bandwidth" in used_keys_of(est, setting) and setting.get("bandwidth") not in BANDWIDTHS:
-        raise ValueError(f"setting bandwidth={setting.get('bandwidth')!r}: unknown bandwidth rule; "
-                         f"allowed: {', '.join(BANDWIDTHS.names())}")
+    setting = {**est.settings.defaults(), **setting}
     used = used_keys_of(est, setting)
     missing = [k for k in used if setting.get(k) is None]
     if missing:
@@ -83,16 +94,12 @@ def normalize_setting(setting: Mapping) -> dict:
     out = {"estimator": setting["estimator"]}
     for key in SETTING_KEYS[1:]:
         out[key] = setting[key] if key in used else None
-    for key in ("sigma", "epsilon"):
-        if out[key] is not None:
-            out[key] = positive(out[key], key)
     for key in used:
         if key not in SETTING_KEYS:
             out[key] = setting[key]
     check = getattr(est, "check_setting", None)
-    if check is not None:
-        check(out)
-    return out
+    checked = check(out) if check is not None else None
+    return out if checked is None else checked
 
 
 def expand_settings(section: Mapping) -> list[dict]:
@@ -114,11 +121,12 @@ def expand_settings(section: Mapping) -> list[dict]:
     seen: set = set()
     for name in names:
         est = ESTIMATORS.get(name)
-        keys = list(est.setting_keys)
+        declared = est.settings
+        keys = list(declared.keys())
         lists = []
         for key in keys:
-            value = section.get(key)
-            values = list(value) if isinstance(value, (list, tuple)) else [value]
+            value = section.get(key, declared.defaults().get(key))
+            values = list(value) if isinstance(value, (list, tuple)) and declared.grid(key) else [value]
             if not values:
                 raise ValueError(f"measurement {key} is an empty list; give at least one value")
             lists.append(values)

@@ -11,6 +11,7 @@ import torch
 from .base import ESTIMATORS, Scores
 from .geometry import batch_chunks, check_label_stack, check_stack
 from .mutual_information import MIEstimator, Reference, entropy_of_symbols, integer, real, resolve, run_lengths
+from .settings import BinningSettings
 
 
 # --------------------------------------------------------------------------- binning
@@ -61,11 +62,10 @@ class BinningEstimator(MIEstimator):
 
     name = "binning"
     unit = "bits"
-    DEFAULTS = {"bins": 30, "bin_range": "snapshot", "range_max": None}
-    setting_keys = tuple(DEFAULTS)
+    settings = BinningSettings
 
     def resolve_setting(self, setting: Mapping | None) -> dict:
-        s = resolve(setting, self.DEFAULTS, self.name)
+        s = resolve(setting, self.settings.defaults(), self.name)
         s["bins"] = integer(s["bins"], "bins", self.name)
         if s["bins"] < 1:
             raise ValueError(

@@ -13,6 +13,7 @@ from .base import ESTIMATORS, Scores
 from .geometry import batch_chunks, check_label_stack, check_stack, squared_distances
 from .mutual_information import LOG2E, MIEstimator, Reference, real, resolve
 from .null import inverse_permutations
+from .settings import KdeSettings
 
 
 # --------------------------------------------------------------------------- KDE (pairwise distances)
@@ -39,11 +40,10 @@ class KDEEstimator(MIEstimator):
 
     name = "kde"
     unit = "nats"  # the default; ``unit_for(setting)`` gives the unit of a setting
-    DEFAULTS = {"noise_variance": 0.1, "relative": False, "unit": "nats"}
-    setting_keys = tuple(DEFAULTS)
+    settings = KdeSettings
 
     def resolve_setting(self, setting: Mapping | None) -> dict:
-        s = resolve(setting, self.DEFAULTS, self.name)
+        s = resolve(setting, self.settings.defaults(), self.name)
         s["noise_variance"] = real(s["noise_variance"], "noise_variance", self.name)
         if s["noise_variance"] <= 0:
             raise ValueError(

@@ -64,10 +64,14 @@ from functools import cached_property
 
 import torch
 
-from .base import ESTIMATORS, Scores
+from .base import ESTIMATORS, Scores, SettingError
 from .geometry import (BANDWIDTHS, KERNELS, Geometry, as_tensor, bdot, check_labels, kernel_key, positive,
                        resolve_device, warn_low_precision_matmul)
 from .null import Permutations
+from .settings import KernelSettings, RidgeKernelSettings
+
+#: The kernel family's declared defaults (the paper's protocol), for the one-call pair API.
+_DEFAULTS = RidgeKernelSettings.defaults()
 
 # --------------------------------------------------------------------------- kernels
 
@@ -173,7 +177,7 @@ def unbiased_numerator(a: KernelStack, b: KernelStack) -> torch.Tensor:
 
 
 @KERNELS.register("gaussian")
-def gaussian_kernel(geometry: Geometry, *, sigma: float | None = 5.0, bandwidth: str = "fixed", **_) -> KernelStack:
+def gaussian_kernel(geometry: Geometry, *, sigma: float | None, bandwidth: str, **_) -> KernelStack:
     """exp(-D / (2 s^2)) - 1 with s^2 from ``BANDWIDTHS[bandwidth]``; all ones (base 0) where s = 0."""
     sq_bandwidth = BANDWIDTHS.get(bandwidth)(geometry, sigma)
     scale = torch.where(sq_bandwidth > 0, -0.5 / sq_bandwidth, 0.0)
@@ -202,13 +206,14 @@ def _geometry(t: torch.Tensor, name: str, device: torch.device, gram_dtype: torc
 
 
 @torch.no_grad()
-def gram(a, kernel: str = "gaussian", sigma: float = 5.0, bandwidth: str = "fixed", *,
+def gram(a, kernel: str = _DEFAULTS["kernel_x"], sigma: float = _DEFAULTS["sigma"],
+         bandwidth: str = _DEFAULTS["bandwidth"], *,
          num_classes: int | None = None, gram_dtype: torch.dtype | None = None,
          device: str | torch.device | None = None) -> torch.Tensor:
     """The m x m kernel matrix K (float64 torch tensor) of the samples a (m, ...) or labels (m,).
 
     See the module docstring for the formulas; ``device=None`` keeps a tensor's own device."""
-    _check_kernel_args([kernel], sigma, bandwidth)
+    sigma, _ = check_kernel_setting({"kernel": kernel}, sigma, bandwidth)
     t = as_tensor(a, "a")
     if kernel == "onehot":
         check_labels(t, "the labels", num_classes)
@@ -281,13 +286,21 @@ class KernelEstimator:
     unit = ""
     shares_geometry = True
     min_samples = 2
-    uses_epsilon = True
+    settings: type[KernelSettings] = RidgeKernelSettings  # KernelSettings: no ridge, no epsilon
     matrix = "ridge"  # what KernelStack.packed / null_dots gather
 
     @property
-    def setting_keys(self) -> tuple[str, ...]:
-        keys = ("kernel_x", "kernel_y", "kernel_z", "bandwidth", "sigma")
-        return keys + ("epsilon",) if self.uses_epsilon else keys
+    def uses_epsilon(self) -> bool:
+        return "epsilon" in self.settings.keys()
+
+    def check_setting(self, setting: Mapping) -> dict:
+        """The kernel family's checks (``check_kernel_setting``) on the keys this setting uses."""
+        used = self.used_keys(setting)
+        sigma, epsilon = check_kernel_setting({k: setting[k] for k in ("kernel_x", "kernel_y", "kernel_z")},
+                                              setting["sigma"] if "sigma" in used else None,
+                                              setting["bandwidth"] if "bandwidth" in used else None,
+                                              setting["epsilon"] if "epsilon" in used else None)
+        return {**setting, "sigma": sigma, "epsilon": epsilon}
 
     def used_keys(self, setting: Mapping) -> tuple[str, ...]:
         """Kernels always; bandwidth if a kernel is Gaussian; sigma if that rule uses it; epsilon (ridge)."""
@@ -388,7 +401,7 @@ class Cka(KernelEstimator):
     """tr(K~ L~) / sqrt(tr(K~ K~) tr(L~ L~))."""
 
     name = "cka"
-    uses_epsilon = False
+    settings = KernelSettings
     matrix = "centered"
 
     def numerator(self, a, z, setting):
@@ -402,7 +415,7 @@ class CkaUnbiased(KernelEstimator):
     """HSIC_u(K, L) / sqrt(HSIC_u(K, K) HSIC_u(L, L)), from the zero-diagonal kernels and row sums."""
 
     name = "cka_unbiased"
-    uses_epsilon = False
+    settings = KernelSettings
     min_samples = 4
     matrix = "offdiag"
 
@@ -426,31 +439,44 @@ for _estimator in (Nocco(), NoccoNormalized(), Cka(), CkaUnbiased()):
     ESTIMATORS.register(_estimator.name)(_estimator)
 
 
-def _check_kernel_args(kernels: Sequence[str], sigma, bandwidth, epsilon=None) -> None:
-    for k in kernels:
-        KERNELS.get(k)  # KeyError listing the allowed names
-    if "gaussian" in kernels:
+def check_kernel_setting(kernels: Mapping[str, str], sigma, bandwidth,
+                         epsilon=None) -> tuple[float | None, float | None]:
+    """The kernel family's setting checks, in one place: kernel names (``kernels``: key -> name),
+    the bandwidth rule where a kernel is Gaussian, sigma > 0 where that rule uses it, eps > 0 if
+    given. Returns sigma and eps as floats (None where unused); raises ``SettingError``."""
+    for key, name in kernels.items():
+        if name not in KERNELS:
+            raise SettingError(key, name, f"unknown kernel; allowed: {', '.join(KERNELS.names())}")
+    uses_sigma = False
+    if "gaussian" in kernels.values():
         if bandwidth not in BANDWIDTHS:
-            raise ValueError(f"bandwidth must be one of {', '.join(BANDWIDTHS.names())}, got {bandwidth!r}")
-        if BANDWIDTHS.meta(bandwidth)["uses_sigma"]:
-            positive(sigma, "sigma")
-    if epsilon is not None:
-        positive(epsilon, "epsilon")
+            raise SettingError("bandwidth", bandwidth, f"unknown bandwidth rule; allowed: {', '.join(BANDWIDTHS.names())}")
+        uses_sigma = BANDWIDTHS.meta(bandwidth)["uses_sigma"]
+    return (_positive("sigma", sigma) if uses_sigma or sigma is not None else None,
+            _positive("epsilon", epsilon) if epsilon is not None else None)
+
+
+def _positive(key: str, value) -> float:
+    try:
+        return positive(value, key)
+    except ValueError as err:
+        raise SettingError(key, value, str(err)) from None
 
 
 # --------------------------------------------------------------------------- single pairs
 
 
 @torch.no_grad()
-def nhsic(a, b, *, estimator: str = "nocco", kernel_a: str = "gaussian", kernel_b: str = "gaussian",
-          sigma: float = 5.0, epsilon: float = 1e-5, bandwidth: str = "fixed",
+def nhsic(a, b, *, estimator: str = "nocco", kernel_a: str = _DEFAULTS["kernel_x"],
+          kernel_b: str = _DEFAULTS["kernel_z"], sigma: float = _DEFAULTS["sigma"],
+          epsilon: float = _DEFAULTS["epsilon"], bandwidth: str = _DEFAULTS["bandwidth"],
           num_classes: int | None = None, gram_dtype: torch.dtype | None = None,
           device: str | torch.device | None = None) -> float:
     """nHSIC(A; B) of samples a (m, ...) and b (m, ...) (labels (m,) for ``onehot``), a float.
 
     A kernel estimator (``KernelEstimator``) on one batch, by the engine's code. ``device=None``
     runs on a's device (CPU for NumPy). Formulas: module docstring."""
-    _check_kernel_args([kernel_a, kernel_b], sigma, bandwidth, epsilon)
+    sigma, epsilon = check_kernel_setting({"kernel_a": kernel_a, "kernel_b": kernel_b}, sigma, bandwidth, epsilon)
     est = ESTIMATORS.get(estimator)
     if not isinstance(est, KernelEstimator):
         raise ValueError(f"nhsic computes the kernel estimators; {estimator!r} is measured by measure_snapshot")

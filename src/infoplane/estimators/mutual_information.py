@@ -16,7 +16,7 @@ something. Formulas, settings and weaknesses: docs/estimators.md.
   symbol per sample (Shwartz-Ziv & Tishby 2017; Saxe et al. 2018).
 
 Engine protocol (one object per estimator, stateless; settings are plain dicts, missing keys
-take the defaults in ``DEFAULTS``, unknown keys are refused so that a typo cannot pass silently):
+take the defaults of the estimator's ``settings`` (``settings.py``), unknown keys are refused so that a typo cannot pass silently):
 
 - ``reference_key(role, setting) -> tuple``: equal keys may share one ``prepare`` result.
 - ``prepare(data, role, setting)``: role ``"x"``: (B, m, d) float inputs; role ``"y"``: (B, m)

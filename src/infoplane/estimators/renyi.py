@@ -12,6 +12,7 @@ from .base import ESTIMATORS, Scores
 from .geometry import check_label_stack, check_stack, squared_distances
 from .mutual_information import MIEstimator, Reference, integer, real, resolve, run_lengths
 from .null import gather_pairs
+from .settings import RenyiSettings
 
 
 # --------------------------------------------------------------------------- matrix-based Renyi
@@ -97,12 +98,11 @@ class RenyiEstimator(MIEstimator):
 
     name = "renyi"
     unit = "bits"
-    DEFAULTS = {"alpha": 1.01, "width": "knn", "k": 10, "sigma": None}
-    setting_keys = tuple(DEFAULTS)
+    settings = RenyiSettings
 
     def resolve_setting(self, setting: Mapping | None) -> dict:
         """The setting with defaults filled in, validated."""
-        s = resolve(setting, self.DEFAULTS, self.name)
+        s = resolve(setting, self.settings.defaults(), self.name)
         s["alpha"] = real(s["alpha"], "alpha", self.name)
         if s["alpha"] <= 0 or s["alpha"] == 1.0:
             raise ValueError(
@@ -126,7 +126,7 @@ class RenyiEstimator(MIEstimator):
 
     def used_keys(self, setting: Mapping) -> tuple[str, ...]:
         """The keys a setting uses: sigma only for the fixed width, k only for knn."""
-        width = setting.get("width", self.DEFAULTS["width"])
+        width = setting.get("width", self.settings.defaults()["width"])
         return ("alpha", "width", *(("k",) if width == "knn" else ()), *(("sigma",) if width == "fixed" else ()))
 
     def _width_key(self, s: dict) -> tuple:

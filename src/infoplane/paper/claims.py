@@ -34,6 +34,7 @@ import numpy as np
 import pandas as pd
 
 from .. import contracts, io
+from ..estimators.settings import SETTINGS
 from ..registry import Registry
 from . import statistics as S
 from .common import Inputs
@@ -48,10 +49,10 @@ VERDICT_TEXT = {
     "mixed": "(matrix only) some comparisons hold, others fail",
 }
 
-#: The paper's protocol (DESIGN.md): the setting of the headline verdicts when it was measured.
-PROTOCOL = {"estimator": "nocco", "kernel_x": "gaussian", "kernel_y": "onehot", "kernel_z": "gaussian",
-            "bandwidth": "fixed", "sigma": 5.0, "epsilon": 1e-5}  # fmt: skip
-PROTOCOL_TEXT = "nocco, kernels X/Y/Z gaussian/onehot/gaussian, σ = 5 fixed, ε = 1e-5"
+#: The paper's protocol: the setting of the headline verdicts when it was measured (nocco's declared defaults).
+PROTOCOL = {"estimator": "nocco", **SETTINGS.get("nocco").defaults()}
+PROTOCOL_TEXT = ("nocco, kernels X/Y/Z {kernel_x}/{kernel_y}/{kernel_z}, σ = {sigma:g} {bandwidth}, ε = {eps}"
+                 .format(**PROTOCOL, eps=f"{PROTOCOL['epsilon']:g}".replace("e-0", "e-")))
 PROTOCOL_BATCH = 128
 
 EXTRA_COLUMNS = ["headline", "raw_mean", "raw_ci_low", "raw_ci_high"]

@@ -14,16 +14,16 @@ and summarize, per estimator, whether the dependence on X falls from its peak
 
 from __future__ import annotations
 
-import functools
 import math
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
 from .. import contracts
+from ..estimators.settings import MEASUREMENT_DEFAULTS, SETTINGS
 
 RUN = list(contracts.RUN_KEYS)
 GROUP = ["dataset", "arch"]
@@ -293,32 +293,13 @@ def setting_table(dependence: pd.DataFrame) -> pd.DataFrame:
     return dependence.drop_duplicates("setting_slug")[columns].sort_values("setting").reset_index(drop=True)
 
 
-@functools.lru_cache(maxsize=1)
-def _dependence_defaults() -> dict:
-    """The schema's defaults of the config's `dependence` section (no torch import, unlike
-    `config.defaults`, whose checks build the networks)."""
-    from snakemake.utils import validate
-
-    from .. import config
-
-    filled: dict = {}
-    validate(filled, str(config.SCHEMA))
-    return filled["dependence"]
-
-
 def default_setting(estimator: str) -> dict:
-    """The setting the schema's defaults give `estimator`: its own sub-section (renyi, kde,
-    binning) or the kernel keys (the paper's protocol: σ = 5 fixed, ε = 1e-5), and m; keys
-    without a default left out."""
-    section = _dependence_defaults()
-    own = section.get(estimator)
-    if isinstance(own, Mapping):
-        keys = dict(own)
-    else:  # the kernel estimators take the section's flat keys
-        keys = {k: v for k, v in section.items()
-                if k not in ("estimators", "batch_size", "permutations") and not isinstance(v, Mapping)}  # fmt: skip
-    keys = {k: v for k, v in keys.items() if v is not None}
-    return {"estimator": estimator, **keys, "batch_size": section["batch_size"]}
+    """The setting `estimator` declares as its default (`infoplane.estimators.settings`; for the
+    kernel family the paper's protocol), and the default m; keys without a default left out (an
+    estimator the registry does not know: its name and m only)."""
+    defaults = SETTINGS.get(estimator).defaults() if estimator in SETTINGS else {}
+    keys = {k: v for k, v in defaults.items() if v is not None}
+    return {"estimator": estimator, **keys, "batch_size": MEASUREMENT_DEFAULTS["batch_size"]}
 
 
 def _same(a, b) -> bool:

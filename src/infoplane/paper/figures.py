@@ -49,6 +49,7 @@ from matplotlib.collections import LineCollection, PatchCollection
 from matplotlib.patches import Rectangle
 from matplotlib.ticker import MaxNLocator
 
+from ..estimators.settings import SETTINGS
 from .common import GROUP, RUN, Inputs, Sweep, block_quantity_label, compression, compression_summary, final_rows
 from .common import generalization_gap, has_null, middle_layers, mode_order, null_band, plotted, primary_settings
 from .common import null_band_text, quantity_label, sensitivity_sweeps, whole_network
@@ -287,7 +288,8 @@ def ratio_setting(group: pd.DataFrame) -> str | None:
         return None
     table = rows.drop_duplicates("setting_slug")
     primary = set(primary_settings(group).values())
-    order = table.assign(distance=np.abs(np.log(table["sigma"] / 5.0)), other=table["estimator"] != "nocco",
+    paper_sigma = SETTINGS.get("nocco").defaults()["sigma"]
+    order = table.assign(distance=np.abs(np.log(table["sigma"] / paper_sigma)), other=table["estimator"] != "nocco",
                          secondary=~table["setting_slug"].isin(primary))  # fmt: skip
     return order.sort_values(["distance", "other", "secondary", "setting"]).iloc[0]["setting_slug"]
 
