@@ -9,8 +9,8 @@ the package, so the contract and the report (which run without torch) read it to
 
 A key is a dataclass field made by ``key``: its default, the pandas dtype of its table column,
 whether a config list of it is a grid of values (``grid=False``: the list is one value, e.g.
-binning's ``bin_range`` pair) and whether it identifies the setting (``identity=False``: a value
-the stage derives, e.g. binning's ``range_max``, which is not a sort key of the table). The
+binning's ``bin_range`` pair) and whether the stage derives it (``derived=True``, e.g. binning's
+``range_max``, the run's largest activation: not a config key and not a sort key of the table). The
 defaults of the kernel family are the paper's protocol (Sakamoto & Sato 2024, after Ma et al.'s
 HSIC bottleneck, 2020): a Gaussian kernel of fixed sigma = 5 (s^2 = sigma^2 d) on X and Z, the
 one-hot kernel on Y, ridge eps = 1e-5.
@@ -29,9 +29,9 @@ SETTINGS: Registry = Registry("estimator")
 MEASUREMENT_DEFAULTS = {"batch_size": 128, "permutations": 32}
 
 
-def key(default: Any, *, dtype: str, grid: bool = True, identity: bool = True):
-    """A setting key: a dataclass field with its table column's dtype and grid/identity rules."""
-    return field(default=default, metadata={"dtype": dtype, "grid": grid, "identity": identity})
+def key(default: Any, *, dtype: str, grid: bool = True, derived: bool = False):
+    """A setting key: a dataclass field with its table column's dtype and grid/derived rules."""
+    return field(default=default, metadata={"dtype": dtype, "grid": grid, "derived": derived})
 
 
 class Settings:
@@ -59,8 +59,9 @@ class Settings:
         return next(f.metadata.get("grid", True) for f in fields(cls) if f.name == name)
 
     @classmethod
-    def identity_keys(cls) -> tuple[str, ...]:
-        return tuple(f.name for f in fields(cls) if f.metadata.get("identity", True))
+    def config_keys(cls) -> tuple[str, ...]:
+        """The keys a config sets (all but the derived ones); they identify a setting."""
+        return tuple(f.name for f in fields(cls) if not f.metadata.get("derived", False))
 
 
 @dataclass
@@ -108,7 +109,7 @@ class BinningSettings(Settings):
 
     bins: int = key(30, dtype="Int64")
     bin_range: Any = key("snapshot", dtype="string", grid=False)
-    range_max: float | None = key(None, dtype="float64", identity=False)
+    range_max: float | None = key(None, dtype="float64", derived=True)
 
 
 for _name, _cls in (("nocco", RidgeKernelSettings), ("nocco_normalized", RidgeKernelSettings), ("cka", KernelSettings),
@@ -134,6 +135,6 @@ def _union(pick) -> dict[str, str]:
 #: Every setting column of the dependence table with its dtype, in table order.
 COLUMN_DTYPES: dict[str, str] = _union(lambda cls, name: True)
 #: The setting columns that identify a setting (the table's sort keys), in table order.
-IDENTITY_KEYS: tuple[str, ...] = tuple(_union(lambda cls, name: name in cls.identity_keys()))
+IDENTITY_KEYS: tuple[str, ...] = tuple(_union(lambda cls, name: name in cls.config_keys()))
 #: The setting columns every engine row has (the kernel family's); the others only some rows have.
 COMMON_KEYS: tuple[str, ...] = RidgeKernelSettings.keys()
