@@ -92,7 +92,8 @@ def naive_renyi(x, y, z, alpha, rule, k=None, sigma=None):
 
 
 def naive_kde_entropy(t: np.ndarray, s2: float) -> float:
-    """METHOD.md: H = d/2 - (1/m) sum_i [log((1/m) sum_j exp(-D_ij/(2 s2))) - (d/2) log(2 pi s2)]."""
+    """Kolchinsky & Tracey (2017), the pairwise-distance (KL) upper bound as Saxe et al. (2018) use it:
+    H = d/2 - (1/m) sum_i [log((1/m) sum_j exp(-D_ij/(2 s2))) - (d/2) log(2 pi s2)]."""
     m, d = t.shape
     d2 = naive_sq_dists(t)
     total = 0.0
