@@ -635,12 +635,12 @@ def test_per_batch_excess_columns_against_a_float64_loop(tmp_path):
     df = measure_snapshot(x, y, [z], [PAPER], batch_size=m, permutations=count, seed=9)
     perms = Permutations.draw(batches, count, m, seed=9, device=torch.device("cpu")).perms
     row = df.iloc[0]
-    for role, ref, kernel in (("xz", x, "gaussian"), ("yz", y, "onehot")):
+    for role, ref, ref_kernel in (("xz", x, "gaussian"), ("yz", y, "onehot")):
         per_batch = []
         for b in range(batches):
             rb, zb = ref[b * m:(b + 1) * m], z[b * m:(b + 1) * m]
-            value = nhsic(rb, zb, kernel_a=kernel)
-            nulls = [nhsic(rb, zb[perms[b, p]], kernel_a=kernel) for p in range(count)]
+            value = nhsic(rb, zb, kernel_a=ref_kernel)
+            nulls = [nhsic(rb, zb[perms[b, p]], kernel_a=ref_kernel) for p in range(count)]
             per_batch.append(value - np.mean(nulls))
         got = row[f"excess_{role}_batches"]
         assert isinstance(got, np.ndarray) and got.dtype == np.float64 and got.shape == (batches,)

@@ -10,7 +10,7 @@ import torch
 
 from .base import ESTIMATORS, Scores
 from .geometry import batch_chunks, check_label_stack, check_stack
-from .mutual_information import MIEstimator, Reference, entropy_of_symbols, integer, real, resolve, run_lengths
+from .mutual_information import MIEstimator, Reference, entropy_of_symbols, integer, real, run_lengths
 from .settings import BinningSettings
 
 
@@ -64,8 +64,7 @@ class BinningEstimator(MIEstimator):
     unit = "bits"
     settings = BinningSettings
 
-    def resolve_setting(self, setting: Mapping | None) -> dict:
-        s = resolve(setting, self.settings.defaults(), self.name)
+    def check_values(self, s: dict) -> dict:
         s["bins"] = integer(s["bins"], "bins", self.name)
         if s["bins"] < 1:
             raise ValueError(

@@ -11,7 +11,7 @@ import torch
 from . import geometry
 from .base import ESTIMATORS, Scores
 from .geometry import batch_chunks, check_label_stack, check_stack, squared_distances
-from .mutual_information import LOG2E, MIEstimator, Reference, real, resolve
+from .mutual_information import LOG2E, MIEstimator, Reference, real
 from .null import inverse_permutations
 from .settings import KdeSettings
 
@@ -42,8 +42,7 @@ class KDEEstimator(MIEstimator):
     unit = "nats"  # the default; ``unit_for(setting)`` gives the unit of a setting
     settings = KdeSettings
 
-    def resolve_setting(self, setting: Mapping | None) -> dict:
-        s = resolve(setting, self.settings.defaults(), self.name)
+    def check_values(self, s: dict) -> dict:
         s["noise_variance"] = real(s["noise_variance"], "noise_variance", self.name)
         if s["noise_variance"] <= 0:
             raise ValueError(

@@ -133,6 +133,11 @@ class MIEstimator:
     unit = "bits"
 
     def resolve_setting(self, setting: Mapping | None) -> dict:
+        """The setting with the declared defaults filled in (unknown keys refused), checked."""
+        return self.check_values(resolve(setting, self.settings.defaults(), self.name))
+
+    def check_values(self, s: dict) -> dict:
+        """The estimator's own checks of a resolved setting; returns it normalized."""
         raise NotImplementedError
 
     def check_setting(self, setting: Mapping) -> None:

@@ -10,7 +10,7 @@ import torch
 from . import geometry
 from .base import ESTIMATORS, Scores
 from .geometry import check_label_stack, check_stack, squared_distances
-from .mutual_information import MIEstimator, Reference, integer, real, resolve, run_lengths
+from .mutual_information import MIEstimator, Reference, integer, real, run_lengths
 from .null import gather_pairs
 from .settings import RenyiSettings
 
@@ -100,9 +100,7 @@ class RenyiEstimator(MIEstimator):
     unit = "bits"
     settings = RenyiSettings
 
-    def resolve_setting(self, setting: Mapping | None) -> dict:
-        """The setting with defaults filled in, validated."""
-        s = resolve(setting, self.settings.defaults(), self.name)
+    def check_values(self, s: dict) -> dict:
         s["alpha"] = real(s["alpha"], "alpha", self.name)
         if s["alpha"] <= 0 or s["alpha"] == 1.0:
             raise ValueError(
