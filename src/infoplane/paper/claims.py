@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 
 from .. import contracts, io
-from ..estimators.settings import SETTINGS
+from ..estimators.settings import MEASUREMENT_DEFAULTS, SETTINGS
 from ..registry import Registry
 from . import statistics as S
 from .common import Inputs
@@ -53,7 +53,7 @@ VERDICT_TEXT = {
 PROTOCOL = {"estimator": "nocco", **SETTINGS.get("nocco").defaults()}
 PROTOCOL_TEXT = ("nocco, kernels X/Y/Z {kernel_x}/{kernel_y}/{kernel_z}, σ = {sigma:g} {bandwidth}, ε = {eps}"
                  .format(**PROTOCOL, eps=f"{PROTOCOL['epsilon']:g}".replace("e-0", "e-")))
-PROTOCOL_BATCH = 128
+PROTOCOL_BATCH = MEASUREMENT_DEFAULTS["batch_size"]  # the paper's m, the measurement's default
 
 EXTRA_COLUMNS = ["headline", "raw_mean", "raw_ci_low", "raw_ci_high"]
 COLUMNS = [*S.RESULT_COLUMNS, *EXTRA_COLUMNS]
