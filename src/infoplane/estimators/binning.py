@@ -151,10 +151,8 @@ class BinningEstimator(MIEstimator):
         ids = torch.unique(binned.reshape(batches * m, d), dim=0, return_inverse=True)[1]
         return ids.reshape(batches, m), clipped
 
-    def score(
-        self, ref_x: Reference, ref_y: Reference, z: torch.Tensor, setting: Mapping | None, perms: torch.Tensor | None
-    ) -> Scores:
-        s, z, perms = self.score_inputs(ref_x, ref_y, z, setting, perms)
+    def score_checked(self, ref_x: Reference, ref_y: Reference, z: torch.Tensor, s: dict,
+                      perms: torch.Tensor | None) -> Scores:
         device = z.device
         batches, m, _ = z.shape
         sym, clipped = self._symbols(z, s)

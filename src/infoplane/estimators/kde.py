@@ -78,10 +78,8 @@ class KDEEstimator(MIEstimator):
             return torch.full((z.shape[0],), s["noise_variance"], dtype=torch.float64, device=z.device)
         return s["noise_variance"] * _mean_square(z)
 
-    def score(
-        self, ref_x: Reference, ref_y: Reference, z: torch.Tensor, setting: Mapping | None, perms: torch.Tensor | None
-    ) -> Scores:
-        s, z, perms = self.score_inputs(ref_x, ref_y, z, setting, perms)
+    def score_checked(self, ref_x: Reference, ref_y: Reference, z: torch.Tensor, s: dict,
+                      perms: torch.Tensor | None) -> Scores:
         device = z.device
         batches, m, d = z.shape
         s2 = self._noise_variance(z, s)

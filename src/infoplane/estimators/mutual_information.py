@@ -44,7 +44,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from .base import SETTING_KEYS
+from .base import SETTING_KEYS, Scores
 from .geometry import check_stack
 from .null import check_perms
 
@@ -153,10 +153,15 @@ class MIEstimator:
             raise ValueError(f"role must be 'x' or 'y', got {role!r}")
         return (self.name, role)
 
-    def score_inputs(self, ref_x: Reference, ref_y: Reference, z: torch.Tensor, setting: Mapping | None,
-                     perms: torch.Tensor | None) -> tuple[dict, torch.Tensor, torch.Tensor | None]:
-        """The resolved setting, z as a checked (B, m, d) stack matching the references, the checked perms."""
+    def score(self, ref_x: Reference, ref_y: Reference, z: torch.Tensor, setting: Mapping | None,
+              perms: torch.Tensor | None) -> Scores:
+        """The protocol's score: the setting resolved, z checked as a (B, m, d) stack matching the
+        references, perms checked; then the estimator's ``score_checked``."""
         s = self.resolve_setting(setting)
         z = check_stack(z, f"{self.name}: z")
         check_shapes(z, ref_x, ref_y, self.name)
-        return s, z, check_perms(perms, z.shape[0], z.shape[1], z.device)
+        return self.score_checked(ref_x, ref_y, z, s, check_perms(perms, z.shape[0], z.shape[1], z.device))
+
+    def score_checked(self, ref_x: Reference, ref_y: Reference, z: torch.Tensor, s: dict,
+                      perms: torch.Tensor | None) -> Scores:
+        raise NotImplementedError

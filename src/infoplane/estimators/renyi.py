@@ -172,10 +172,8 @@ class RenyiEstimator(MIEstimator):
         lam = run_lengths(y) / m  # the class proportions, zero-padded: the eigenvalues of A_Y
         return Reference(self.name, "y", y.shape[0], m, key, {"gram": a, "eigenvalues": lam})
 
-    def score(
-        self, ref_x: Reference, ref_y: Reference, z: torch.Tensor, setting: Mapping | None, perms: torch.Tensor | None
-    ) -> Scores:
-        s, z, perms = self.score_inputs(ref_x, ref_y, z, setting, perms)
+    def score_checked(self, ref_x: Reference, ref_y: Reference, z: torch.Tensor, s: dict,
+                      perms: torch.Tensor | None) -> Scores:
         if ref_x.key != self.reference_key("x", s):
             raise ValueError(
                 f"renyi: ref_x was prepared with {ref_x.key} but score got the width {self._width_key(s)}"
