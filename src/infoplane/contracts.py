@@ -263,6 +263,8 @@ DEPENDENCE_SETTINGS = (
 #: involve X), `null_*_batch_mean_std` the std over permutations of the null's batch mean (the
 #: spread the p-value is measured against), `excess_* = value - null mean`, `p_*` the permutation p-value of the reported
 #: (batch-mean) value, (1 + #{null batch-means >= value}) / (1 + permutations). nocco only:
+#: `excess_*_batches`: the per-batch excess (value_b − mean over permutations of null_b), in the
+#: fixed evaluation-batch order; `excess_*_std` its population std over batches. nocco only:
 #: `ceiling_zz` = nHSIC(Z;Z), `ceiling_xx`, `ceiling_yy` of the batch. binning only:
 #: `saturation_bound` = log2 of the batch size (the largest I(X;T) can be); `range_max` the
 #: upper end of the run_max bin range. Diagnostics of the layer: `mean_sq_activation` (per
@@ -281,10 +283,12 @@ DEPENDENCE = Table(
      "value_yz": "float64", "value_yz_std": "float64", "null_yz_mean": "float64", "null_yz_std": "float64",
      "null_yz_batch_mean_std": "float64", "excess_yz": "float64", "p_yz": "float64",
      "ceiling_zz": "float64", "ceiling_xx": "float64", "ceiling_yy": "float64", "saturation_bound": "float64",
-     "mean_sq_activation": "float64", "median_distance": "float64", "bandwidth_ratio": "float64"},
+     "mean_sq_activation": "float64", "median_distance": "float64", "bandwidth_ratio": "float64",
+     "excess_xz_batches": "object", "excess_yz_batches": "object", "excess_xz_std": "float64",
+     "excess_yz_std": "float64"},
     sort=(*RUN_KEYS, *DEPENDENCE_SETTINGS, "epoch", "layer"),
     optional=("alpha", "width", "k", "noise_variance", "relative", "bins", "bin_range", "range_max",
-              "saturation_bound"),
+              "saturation_bound", "excess_xz_batches", "excess_yz_batches", "excess_xz_std", "excess_yz_std"),
 )  # fmt: skip
 
 PROBES = Table(
@@ -294,7 +298,7 @@ PROBES = Table(
     sort=(*RUN_KEYS, "epoch", "layer"),
 )  # fmt: skip
 
-#: results/paper/claims.parquet, one row per comparison (`infoplane.paper.statistics.RESULT_COLUMNS`,
+#: results/paper/claims.parquet, one row per comparison (`infoplane.paper.rule.RESULT_COLUMNS`,
 #: whose comment defines each), plus `headline` (the row is under the setting of the headline
 #: verdicts: the paper's protocol when measured, or claim 4's "n/a") and `raw_mean`, `raw_ci_low`,
 #: `raw_ci_high`: the same statistic on the raw dependence values instead of their excess over the
@@ -312,7 +316,7 @@ CLAIMS = Table(
 )  # fmt: skip
 
 #: results/paper/claim_differences.parquet, one row per comparison x seed
-#: (`infoplane.paper.statistics.DIFFERENCE_COLUMNS`): difference = value - reference.
+#: (`infoplane.paper.rule.DIFFERENCE_COLUMNS`): difference = value - reference.
 CLAIM_DIFFERENCES = Table(
     "claim_differences",
     {"claim": "string", "part": "string", "dataset": "string", "arch": "string", "setting": "string",
