@@ -10,6 +10,8 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy import stats
 
 from infoplane.paper import claims
@@ -441,11 +443,60 @@ def test_claim3_peak_at_the_first_snapshot_is_not_compression_after_fitting():
     assert "first snapshot" in comp["reason"]
 
 
-def test_claim3_fall_within_the_batch_noise_is_not_compression():
-    res, _ = c3.bottleneck(dependence_table(bottleneck_curve(), modes=("e2e",), std=1.0, n_batches=4))
-    comp = res[res["part"] == "compression"].iloc[0]
+def with_last_block_batches(dep: pd.DataFrame, value_xz, value_std: float, batches, n_batches: int = 8) -> pd.DataFrame:
+    """The last block's (layer 3) X columns replaced: value_xz(seed, epoch) (moving independently of the
+    excess), its batch spread value_std, and the per-batch excess excess + batches(seed, epoch)."""
+    out = dep.copy()
+    last = out.index[out["layer"] == 3]
+    for i in last:
+        seed, epoch, excess = out.at[i, "seed"], out.at[i, "epoch"], out.at[i, "excess_xz"]
+        deviation = np.asarray(batches(seed, epoch), float)
+        out.at[i, "value_xz"] = value_xz(seed, epoch)
+        out.at[i, "excess_xz_batches"] = list(excess + deviation)
+        out.at[i, "excess_xz_std"] = float(deviation.std())
+    out.loc[last, "value_xz_std"] = value_std
+    out["n_batches"] = n_batches
+    return out
+
+
+def test_claim3_gate_passes_when_the_null_swings_between_batches_but_the_excess_does_not():
+    """nocco-like: the raw value is mostly null, and the null varies strongly from batch to batch (raw
+    spread 5 against a fall of 0.3) while the excess is steady (0.001 per batch). The gate reads the
+    excess's own spread, paired over batches: compression holds (the raw spread would have blocked it)."""
+    dep = dependence_table(bottleneck_curve(), modes=("e2e",))
+    dep = with_last_block_batches(dep, value_xz=lambda s, e: 40.0 + 3 * math.sin(e + s), value_std=5.0,
+                                  batches=lambda s, e: 0.001 * batch_pattern(8, 1000 * s + e))  # fmt: skip
+    comp = c3.bottleneck(dep)[0].set_index("part").loc["compression"]
+    assert comp["verdict"] == "holds" and comp["ci_low"] > 0
+    assert 5.0 / math.sqrt(8) * math.sqrt(2) * 1.645 > comp["mean"]  # what the old gate compared: blocked
+
+
+def test_claim3_gate_blocks_when_the_excess_swings_between_batches_though_the_value_is_steady():
+    """The raw value is steady (spread 0.001, constant over epochs) but the excess swings by 2 between
+    batches, with a different pattern at every epoch (no pairing can cancel it): the fall of 0.3 is
+    within the batch noise, so compression is not called though the seeds agree."""
+    dep = dependence_table(bottleneck_curve(), modes=("e2e",))
+    dep = with_last_block_batches(dep, value_xz=lambda s, e: 50.0, value_std=0.001,
+                                  batches=lambda s, e: 2.0 * batch_pattern(8, 1000 * s + e))  # fmt: skip
+    comp = c3.bottleneck(dep)[0].set_index("part").loc["compression"]
     assert comp["p_corrected"] <= ALPHA and comp["verdict"] == "inconclusive"
-    assert "batch standard error" in comp["reason"]
+    assert "batch standard error" in comp["reason"] and comp["ci_low"] < 0  # the blocked rejection: 0 inside
+
+
+def test_claim3_gate_pairs_the_fall_over_the_same_batches():
+    """Batch effects shared by every epoch (the same evaluation batches) cancel in the fall: a swing of
+    2 between batches, identical at every epoch, does not block compression; the same swing without
+    the per-batch excess (only its std, unpaired) does."""
+    dep = dependence_table(bottleneck_curve(), modes=("e2e",))
+    shared = with_last_block_batches(dep, value_xz=lambda s, e: 50.0, value_std=0.001,
+                                     batches=lambda s, e: 2.0 * batch_pattern(8, 7))  # fmt: skip
+    assert c3.bottleneck(shared)[0].set_index("part").loc["compression", "verdict"] == "holds"
+    unpaired = shared.assign(excess_xz_batches=None)
+    comp = c3.bottleneck(unpaired)[0].set_index("part").loc["compression"]
+    assert comp["verdict"] == "inconclusive" and "batch standard error" in comp["reason"]
+    bare = unpaired.drop(columns=["excess_xz_batches", "excess_xz_std"])  # no spread of the excess at all
+    comp = c3.bottleneck(bare)[0].set_index("part").loc["compression"]
+    assert comp["verdict"] == "inconclusive" and "rerun the dependence stage" in comp["reason"]
 
 
 def flat_series_table(n_experiments, n_seeds, n_epochs, rng, noise=0.03):
@@ -650,3 +701,96 @@ def test_seeds_needed_counts_the_comparisons_that_will_join_the_family():
     res, _ = S.paired_comparison(frame, claim="t", part="p", statistic="v")
     assert set(res["verdict"]) == {"underpowered"} and set(res["seeds_needed"]) == {6}  # 2 comparisons: 1/2^6 <= 0.025
     assert all("needs >= 6" in r for r in res["reason"])
+
+
+# ---------------------------------------------------------------- intervals compatible with Holm
+def on_claimed_side(row) -> bool:
+    """The rule's boundary: a claimed-side bound of exactly 0 lies on the claimed side (strictly beyond 0)."""
+    return row["ci_low"] >= 0 if row["direction"] == "greater" else row["ci_high"] <= 0
+
+
+def on_other_side(row) -> bool:
+    return row["ci_high"] <= 0 if row["direction"] == "greater" else row["ci_low"] >= 0
+
+
+def assert_intervals_match_verdicts(results: pd.DataFrame) -> None:
+    tested = results[results["verdict"] != S.DESCRIPTIVE]
+    assert len(tested)
+    for _, row in tested.iterrows():
+        assert (row["verdict"] == "holds") == on_claimed_side(row), row.to_dict()
+        assert (row["verdict"] == "fails") == on_other_side(row), row.to_dict()
+
+
+@settings(max_examples=60, deadline=None)
+@given(k=st.integers(1, 4), n=st.sampled_from([5, 6, 7, 9, 13]), direction=st.sampled_from(["greater", "less"]),
+       effects=st.lists(st.sampled_from([-3.0, -1.0, 0.0, 0.5, 1.0, 3.0]), min_size=4, max_size=4),
+       integer=st.booleans(), seed=st.integers(0, 2**16))  # fmt: skip
+def test_verdict_holds_iff_the_interval_lies_on_the_claimed_side(k, n, direction, effects, integer, seed):
+    """A family of k comparisons (one E2E mode against k others), random effects in both directions,
+    integer data (ties, subset means exactly 0) or continuous; sign-flip (<= 12 seeds) and t (13)."""
+    rng = np.random.default_rng(seed)
+    values = {("s", "e2e"): rng.normal(0, 1, n)}
+    for j in range(k):
+        values[("s", f"lw{j}")] = values[("s", "e2e")] - effects[j] - rng.normal(0, 1, n)
+    if integer:
+        values = {key: np.round(v) for key, v in values.items()}
+    res, _ = S.paired_comparison(per_seed_frame(values), claim="t", part="p", statistic="v", direction=direction)
+    assert len(res) == k
+    assert_intervals_match_verdicts(res)
+
+
+@settings(max_examples=60, deadline=None)
+@given(p=st.lists(st.sampled_from([0.0002, 0.004, 0.01, 0.02, 0.03, 0.05, 0.2, 0.6, 0.97, 0.995]), min_size=1,
+                  max_size=5), direction=st.sampled_from(["greater", "less"]))  # fmt: skip
+def test_claim5_bounds_match_the_holm_decision_in_any_family(p, direction):
+    """Claim 5's rows (interval = the sign its permutation test establishes) in families of 1-5."""
+    rows = []
+    for j, p_claimed in enumerate(p):
+        p_greater, p_less = (p_claimed, 1 - p_claimed / 2) if direction == "greater" else (1 - p_claimed / 2, p_claimed)
+        rows.append(S.result_row(claim="5", part="gap", dataset=f"d{j}", arch="a", setting="s", mode="e2e+lw",
+                                 direction=direction, n_seeds=6, mean=0.1, _kind="permutation", _min_p=1 / 5000,
+                                 p_value=p_claimed, p_reverse=p_less if direction == "greater" else p_greater,
+                                 _bounds=c5.sign_bounds(p_greater, p_less)))  # fmt: skip
+    assert_intervals_match_verdicts(S.decide(rows))
+
+
+def test_claim5_intervals_match_verdicts_on_real_tables():
+    for reverse in (False, True):
+        dep, met = simpson_tables(reverse=reverse)
+        res, _ = c5.compression_generalization(dep, met, claims.Options(n_perm=199))
+        assert_intervals_match_verdicts(res)
+
+
+def test_compatible_bounds_by_hand():
+    """Holm over 2: the first comparison (p 1/64) is rejected (1/64 * 2 <= 0.05), the second (every
+    difference 2 but one -1: p 2/64, times 1) as well -> all of the family is rejected: each bound is
+    max(0, its own bound at alpha / 2). With a third, flat comparison only the first is rejected
+    (1/64 * 3; 2/64 * 2 > 0.05): its bound becomes exactly 0 (strictly above 0), the others' their
+    bounds at alpha / (3 - 1)."""
+    up = np.arange(6) + 1.0
+    mixed = np.array([2.0, 2.0, 2.0, 2.0, 2.0, -1.0])
+    frame = per_seed_frame({("s", "e2e"): up, ("s", "lw0"): np.zeros(6), ("s", "lw1"): up - mixed})
+    res = S.paired_comparison(frame, claim="t", part="p", statistic="v")[0].set_index("reference_mode")
+    assert list(res["verdict"]) == ["holds", "holds"]
+    for ref, d in (("lw0", up), ("lw1", mixed)):
+        assert res.loc[ref, "ci_low"] == max(0.0, S.sign_flip_bounds(d, ALPHA / 2)[0])
+    flat = np.array([1.0, -1.0, 2.0, -2.0, 0.5, -0.5])
+    frame = per_seed_frame({("s", "e2e"): up, ("s", "lw0"): np.zeros(6), ("s", "lw1"): up - mixed,
+                            ("s", "lw2"): up - flat})  # fmt: skip
+    res = S.paired_comparison(frame, claim="t", part="p", statistic="v")[0].set_index("reference_mode")
+    assert res.loc["lw0", "verdict"] == "holds" and res.loc["lw0", "ci_low"] == 0.0
+    assert list(res["verdict"]) == ["holds", "inconclusive", "inconclusive"]
+    for ref, d in (("lw1", mixed), ("lw2", flat)):
+        assert res.loc[ref, "ci_low"] == min(S.sign_flip_bounds(d, ALPHA / 2)[0], S.BELOW_ZERO) < 0
+    assert S.sign_flip_bounds(mixed, ALPHA)[0] > 0  # its uncorrected bound would have excluded 0
+    assert S.fmt_number(S.BELOW_ZERO) == "-0"
+
+
+def test_the_issue_example_no_longer_shows_intervals_that_exclude_0_beside_inconclusive():
+    """Two comparisons with 5 seeds each, every difference positive: marginal p 1/32, Holm 1/16 > 0.05.
+    The uncorrected bounds would exclude 0; the reported ones reach it."""
+    up5 = np.arange(5) + 1.0
+    frame = per_seed_frame({("s", "e2e"): up5, ("s", "lw0"): np.zeros(5), ("s", "lw1"): np.zeros(5)})
+    res, _ = S.paired_comparison(frame, claim="t", part="p", statistic="v")
+    assert S.sign_flip_bounds(up5, ALPHA)[0] > 0  # what was reported before
+    assert set(res["verdict"]) == {"underpowered"} and (res["ci_low"] < 0).all()
