@@ -103,6 +103,27 @@ def final_rows(table: pd.DataFrame) -> pd.DataFrame:
     return table[table["epoch"] == last]
 
 
+def require(frame: pd.DataFrame, columns: Iterable[str], name: str) -> None:
+    """Refuse a frame that is not a DataFrame or lacks columns, naming them."""
+    if not isinstance(frame, pd.DataFrame):
+        raise TypeError(f"{name} must be a pandas DataFrame, got {type(frame).__name__}")
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise ValueError(f"{name} table lacks column(s) {missing}; it needs {list(columns)} "
+                         f"(see the docstring of the function that reads it)")  # fmt: skip
+
+
+def unique(frame: pd.DataFrame, keys: list[str], name: str) -> None:
+    """Refuse a frame whose rows repeat `keys`, with an example."""
+    dup = frame.duplicated(keys, keep=False)
+    if dup.any():
+        example = frame.loc[dup, keys].iloc[0].to_dict()
+        raise ValueError(f"{name} table has {int(dup.sum())} rows that repeat the key {keys}, e.g. {example}; "
+                         f"aggregate them to one row per key before computing claims")  # fmt: skip
+
+
+
+
 def mean_std(values: Sequence[float]) -> tuple[float, float, int]:
     """(mean, sample std (ddof=1; NaN for one value), count) of the finite values."""
     arr = np.asarray(values, dtype=float)

@@ -1,19 +1,16 @@
 """The decision rule of the claims: tests, intervals, Holm, seeds needed, verdicts.
 
 Why one module: a verdict is only worth reading if its error rates are known, and they are known
-for this rule alone (calibrated by simulation in tests/unit/test_statistics.py; the write-up with
-measured rates is docs/claims.md). Each claim (`infoplane.paper.claims`) computes its statistic
-and hands its rows to `decide`; nothing else turns numbers into verdicts.
+for this rule alone (calibrated in tests/unit/test_statistics.py; write-up: docs/claims.md). Each
+claim (`infoplane.paper.claims`) computes its statistic and hands its rows to `decide`.
 
-* **Unit of evidence: the seed.** Runs of two modes with the same seed share initialization and
-  data order, so mode comparisons use the paired differences d_s = E2E_s - other_s over the
-  seeds both modes have (unpaired seeds are dropped and named in the reason).
+* **Unit of evidence: the seed.** Mode comparisons use the paired differences d_s = E2E_s -
+  other_s over the seeds both modes have (same initialization and data order).
 * **One-sided tests at alpha = 0.05 in each direction.** "holds" tests H0: Delta <= 0 against
   Delta > 0 in the claimed direction; "fails" tests the opposite direction, also at 0.05.
-* **Test.** <= 12 paired seeds: the exact sign-flip permutation test of the mean difference
-  (all 2^n sign patterns); > 12 seeds: the paired t-test. A claim may bring its own test (claim
-  3's peak test, claim 5's stratified permutation test) as long as it gives one-sided p-values
-  and a function level -> one-sided bounds obtained by inverting that same test.
+* **Test.** <= 12 paired seeds: the exact sign-flip test of the mean difference; above: the
+  paired t-test. A claim may bring its own test (claims 3, 5) with one-sided p-values and
+  `Bounds` (level -> one-sided bounds) from inverting that same test.
 * **Multiplicity: Holm** over the family = the comparisons of one claim part within one
   estimator setting, run separately on the claimed-direction p-values ("holds") and on the
   reverse ones ("fails").
@@ -27,24 +24,22 @@ and hands its rows to `decide`; nothing else turns numbers into verdicts.
   -0 / +0). So "holds" iff the claimed-side bound is on the claimed side of 0 (>= 0 for a
   claimed increase), and "fails" iff the other bound is on the other side. A gate that blocks a
   "holds" (claim 3) withdraws the rejection, so the interval then reaches 0 as well.
-* **Verdicts.** holds / fails as above; underpowered: fewer than 5 paired seeds, or so few that
-  the test's smallest attainable p-value exceeds alpha / k (`seeds_needed` says how many are
-  needed); inconclusive: enough seeds, significant in neither direction, or a statistic that
-  cannot be formed; descriptive: rows reported for comparison only, never tested (their
-  intervals are the test's own, uncorrected).
+* **Verdicts.** holds / fails as above; underpowered: < 5 paired seeds, or the test's smallest
+  p exceeds alpha / k (`seeds_needed`); inconclusive: neither, or no statistic; descriptive:
+  never tested (intervals the test's own, uncorrected).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from functools import lru_cache, partial
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .common import is_e2e, mode_order
+from .common import is_e2e, mode_order, require, unique
 
 #: One-sided level of every test ("holds" and "fails" each).
 ALPHA = 0.05
@@ -92,9 +87,7 @@ PER_SEED_COLUMNS = ["dataset", "arch", "setting", "mode", "seed", "value"]
 #: inverting the comparison's own test; `decide` calls it at the levels Holm needs.
 Bounds = Callable[[float], tuple[float, float]]
 
-# ======================================================================================
-# the tests: exact sign-flip, t, Holm
-# ======================================================================================
+# ------------------------------ the tests: exact sign-flip, t, Holm
 @lru_cache(maxsize=None)
 def _subsets(n: int) -> np.ndarray:
     """(2^n - 1, n) 0/1 matrix of every nonempty subset of n seeds (the seeds whose sign flips)."""
@@ -277,9 +270,7 @@ def seeds_needed(family_size: int, alpha: float = ALPHA, kind: str = "sign_flip"
     raise ValueError(f"unknown test kind {kind!r}; expected 'sign_flip', 't' or 'permutation'")
 
 
-# ======================================================================================
-# result rows and the decision
-# ======================================================================================
+# ------------------------------ result rows and the decision
 def result_row(**fields) -> dict:
     row = {c: math.nan for c in RESULT_COLUMNS}
     row.update(part="", primary=True, setting=NO_SETTING, mode="", reference_mode="", statistic="",
@@ -418,32 +409,7 @@ def _verdict(r: dict, testable: bool, k: int, need: int, alpha: float) -> tuple[
                             f"{fmt_number(prc)} (reverse), {level}; {bounds}; {have}")  # fmt: skip
 
 
-# ======================================================================================
-# input checks and shared helpers
-# ======================================================================================
-def require(frame: pd.DataFrame, columns: Iterable[str], name: str) -> None:
-    if not isinstance(frame, pd.DataFrame):
-        raise TypeError(f"{name} must be a pandas DataFrame, got {type(frame).__name__}")
-    missing = [c for c in columns if c not in frame.columns]
-    if missing:
-        raise ValueError(f"{name} table lacks column(s) {missing}; it needs {list(columns)} "
-                         f"(see the docstring of the claim that reads it, in infoplane.paper.claims)")  # fmt: skip
-
-
-def unique(frame: pd.DataFrame, keys: list[str], name: str) -> None:
-    dup = frame.duplicated(keys, keep=False)
-    if dup.any():
-        example = frame.loc[dup, keys].iloc[0].to_dict()
-        raise ValueError(f"{name} table has {int(dup.sum())} rows that repeat the key {keys}, e.g. {example}; "
-                         f"aggregate them to one row per key before computing claims")  # fmt: skip
-
-
-#: How a dependence value enters the claims (`dependence_basis`).
-EXCESS, RAW, NO_EVIDENCE = "excess over the permutation null", "raw value (the estimator has no null)", \
-    "none (measured without permutations)"
-# ======================================================================================
-# paired comparisons of modes (claims 1, 2, 4)
-# ======================================================================================
+# ------------------------------ paired comparisons of modes (claims 1, 2, 4)
 def paired_comparison(per_seed: pd.DataFrame, *, claim: str, part: str, statistic: str,
                       direction: str = "greater", primary: bool = True,
                       alpha: float = ALPHA) -> tuple[pd.DataFrame, pd.DataFrame]:  # fmt: skip
@@ -532,13 +498,10 @@ def _assign(rows: pd.DataFrame, which: np.ndarray, result: dict, direction: str,
     """Write a batched `location_test` result into rows `which` (positions, in batch order)."""
     greater = direction == "greater"
     index = rows.index[which]
-    rows.loc[index, "mean"] = result["mean"]
-    rows.loc[index, "effect_size"] = result["effect_size"]
-    rows.loc[index, "ci_low"] = result["ci_low"]
-    rows.loc[index, "ci_high"] = result["ci_high"]
-    rows.loc[index, "p_value"] = result["p_greater" if greater else "p_less"]
-    rows.loc[index, "p_reverse"] = result["p_less" if greater else "p_greater"]
-    rows.loc[index, "test"] = result["test"]
+    for column, key in (("mean", "mean"), ("effect_size", "effect_size"), ("ci_low", "ci_low"), ("ci_high", "ci_high"),
+                        ("p_value", "p_greater" if greater else "p_less"),
+                        ("p_reverse", "p_less" if greater else "p_greater"), ("test", "test")):  # fmt: skip
+        rows.loc[index, column] = result[key]
     rows.loc[index, "ci_method"] = ci_method
     rows.loc[index, "_min_p"] = float(result["min_p"])
 
@@ -568,9 +531,7 @@ def concat_frames(frames, columns) -> pd.DataFrame:
     frames = [f for f in frames if len(f)]
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
 
-# ======================================================================================
-# robustness, summaries
-# ======================================================================================
+# ------------------------------ robustness, summaries
 def combine_verdicts(verdicts: Sequence[str]) -> str:
     """Verdicts of several comparisons (or of the primary parts of one) -> one verdict."""
     v = [x for x in verdicts if x != DESCRIPTIVE]

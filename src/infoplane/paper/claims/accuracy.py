@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from ..common import final_rows, whole_network
-from ..rule import NO_SETTING, paired_comparison, require, unique
+from ..common import final_rows, require, unique, whole_network
+from ..rule import NO_SETTING, paired_comparison
 from .data import METRICS_COLUMNS
 from .registry import Options, claim
 

@@ -10,9 +10,9 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from ..common import fall_standard_error, is_e2e
+from ..common import fall_standard_error, is_e2e, require
 from ..rule import (ALPHA, DESCRIPTIVE, MIN_SEEDS, decide, differences_frame, fill, fmt_number, location_test,
-                    require, result_row, t_bounds, t_pvalues)  # fmt: skip
+                    result_row, t_bounds, t_pvalues)  # fmt: skip
 from .data import DEPENDENCE_COLUMNS, bases, unit_arrays, used_dependence
 from .registry import Options, claim
 

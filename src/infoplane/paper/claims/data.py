@@ -20,8 +20,8 @@ import zlib
 import numpy as np
 import pandas as pd
 
-from ..common import final_rows
-from ..rule import ALPHA, RESULT_COLUMNS, DIFFERENCE_COLUMNS, concat_frames, paired_comparison, require, unique
+from ..common import final_rows, require, unique
+from ..rule import ALPHA, DIFFERENCE_COLUMNS, RESULT_COLUMNS, concat_frames, paired_comparison
 
 #: A dependence value with permutation p >= NULL_P lies within its null and counts as excess 0.
 NULL_P = 0.05

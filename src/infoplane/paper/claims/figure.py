@@ -11,8 +11,7 @@ import pandas as pd
 
 from ..rule import DESCRIPTIVE, NO_SETTING, combine_verdicts, comparison_verdicts, robustness
 from ..style import save, wrap
-from . import registry
-from .registry import Claim, claim_ids
+from .registry import CLAIMS, Claim, claim_ids
 
 #: Colour of each verdict (Okabe-Ito, colour-blind safe).
 VERDICT_COLORS = {"holds": "#009E73", "fails": "#D55E00", "underpowered": "#E69F00", "inconclusive": "#777777",
@@ -119,7 +118,7 @@ def claim_figures(results: pd.DataFrame, differences: pd.DataFrame, out: Path) -
     groups = sorted(set(zip(named["dataset"], named["arch"])))
     written = []
     for name in claim_ids():
-        spec: Claim = registry.CLAIMS.get(name)
+        spec: Claim = CLAIMS.get(name)
         title = f"Claim {name}: {spec.title}"
         mine = results[results["claim"] == name]
         diffs = differences[differences["claim"] == name]

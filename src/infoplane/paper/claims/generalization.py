@@ -10,8 +10,8 @@ import pandas as pd
 from scipy import stats
 
 from ..common import compression as peak_minus_last
-from ..common import generalization_gap, middle_layers, mode_order, whole_network
-from ..rule import DESCRIPTIVE, MIN_SEEDS, Bounds, decide, differences_frame, fmt_number, require, result_row, unique
+from ..common import generalization_gap, middle_layers, mode_order, require, unique, whole_network
+from ..rule import DESCRIPTIVE, MIN_SEEDS, Bounds, decide, differences_frame, fmt_number, result_row
 from .data import METRICS_COLUMNS, comparison_rng, in_layer_groups, used_dependence
 from .registry import N_PERMUTATIONS, Options, claim
 

@@ -24,8 +24,7 @@ from ..render import Display, Section, to_html
 from ..rule import (DESCRIPTIVE, NO_SETTING, RESULT_COLUMNS, combine_verdicts, comparison_verdicts, fmt_number,
                     robustness, seeds_text)  # fmt: skip
 from .data import dependence_basis, raw_dependence
-from . import registry
-from .registry import Claim, Options, claim_ids, evaluate_claims
+from .registry import CLAIMS, Claim, Options, claim_ids, evaluate_claims
 
 VERDICT_TEXT = {
     "holds": "the claimed direction is significant (one-sided, Holm-corrected p <= 0.05, interval on that side of 0)",
@@ -183,10 +182,6 @@ def _num(x: float, digits: int = 3) -> str:
     return "" if x is None or (isinstance(x, float) and math.isnan(x)) else fmt_number(float(x), digits)
 
 
-def _p(x: float) -> str:
-    return _num(x, 2)
-
-
 def _interval(low: float, high: float) -> str:
     if math.isnan(low) and math.isnan(high):
         return ""
@@ -211,8 +206,8 @@ def comparison_rows(results: pd.DataFrame, ids: dict[str, str] | None = None) ->
         part = r.part + ("" if r.primary else " (secondary)")
         raw = "" if math.isnan(r.raw_mean) else f"{_num(r.raw_mean)} {_interval(r.raw_ci_low, r.raw_ci_high)}"
         rows.append([r.dataset, r.arch, ids.get(r.setting, r.setting), _who(r), part, r.statistic, str(r.n_seeds),
-                     _num(r.mean), _interval(r.ci_low, r.ci_high), _num(r.effect_size), _p(r.p_value),
-                     _p(r.p_corrected), r.test, r.verdict, r.reason, raw])  # fmt: skip
+                     _num(r.mean), _interval(r.ci_low, r.ci_high), _num(r.effect_size), _num(r.p_value, 2),
+                     _num(r.p_corrected, 2), r.test, r.verdict, r.reason, raw])  # fmt: skip
     return rows
 
 
@@ -268,7 +263,7 @@ def _sections(report: ClaimsReport) -> list[tuple[str, list[str], Section | None
     # one table per claim
     verdicts = dict(zip(report.summaries["claim"], report.summaries["verdict"]))
     for name in claim_ids():
-        spec: Claim = registry.CLAIMS.get(name)
+        spec: Claim = CLAIMS.get(name)
         ids = dict(zip(report.settings["setting"], report.settings["id"]))
         rows = comparison_rows(report.results[report.results["claim"] == name], ids)
         bold = [[j == COMPARISON_COLUMNS.index("verdict") and r[j] in ("holds", "fails") for j in range(len(r))]
