@@ -13,8 +13,9 @@ the value (for nocco most of the raw value is the kernel's scale, not dependence
 null std 2 % of the value, excess = value − null mean, the smallest permutation p-value
 1 / (1 + permutations) (the excess lies far above the null), and the per-batch excess over the 8
 evaluation batches (the excess times 1 + 0.2 % of a fixed batch pattern, the same at every epoch,
-so the batch mean is the excess). Per seed, values wobble by 0.2 % (seed − 1), accuracies of non-E2E modes by a further
-±0.1 % that averages to 0 over every 3 consecutive seeds, so paired differences vary by seed.
+so the batch mean is the excess). Per seed, values wobble by 0.2 % (seed − 1), accuracies of
+non-E2E modes by a further ±0.1 % that averages to 0 over every 3 consecutive seeds, so paired
+differences vary by seed.
 
 With `reverse=False` E2E gets the paper-like profile and every other mode the flat one, E2E has
 the higher test accuracy, and the generalization gap decreases with middle-layer compression:

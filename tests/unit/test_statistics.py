@@ -509,7 +509,8 @@ def flat_series_table(n_experiments, n_seeds, n_epochs, rng, noise=0.03):
     exp, seed, epoch = (a.ravel() for a in np.meshgrid(np.arange(n_experiments), np.arange(n_seeds), e, indexing="ij"))
     base = pd.DataFrame({"dataset": "d", "arch": "a", "mode": "e2e", "seed": seed, "epoch": epoch,
                          "setting": [f"sim{i}" for i in exp], "excess_xz": x.ravel(), "excess_yz": y.ravel(),
-                         "p_xz": 0.001, "p_yz": 0.001, "excess_xz_std": 0.001 * math.sqrt(7), "n_batches": 8})  # fmt: skip
+                         "p_xz": 0.001, "p_yz": 0.001, "excess_xz_std": 0.001 * math.sqrt(7),
+                         "n_batches": 8})  # fmt: skip
     block = base.assign(layer=0, layer_name="b0")
     return pd.concat([block, block.assign(layer=1, layer_name="classifier")], ignore_index=True), x
 

@@ -32,5 +32,5 @@ def final_accuracy(metrics: pd.DataFrame, split: str = "test") -> pd.DataFrame:
 )
 def accuracy(dependence: pd.DataFrame | None, metrics: pd.DataFrame, options: Options = Options()):
     """Claim 4 -> (results, differences): paired by seed, E2E − other > 0; reads no dependence."""
-    return paired_comparison(final_accuracy(metrics), claim="4", part="test_accuracy",
-                             statistic="whole-network test accuracy at the last epoch", alpha=options.alpha)  # fmt: skip
+    return paired_comparison(final_accuracy(metrics), claim="4", part="test_accuracy", alpha=options.alpha,
+                             statistic="whole-network test accuracy at the last epoch")  # fmt: skip

@@ -120,7 +120,8 @@ def compression_generalization(dependence: pd.DataFrame, metrics: pd.DataFrame, 
                 x, y = sub["compression"].to_numpy(float), sub[target_col].to_numpy(float)
                 for s, v, r in zip(sub["seed"], x, y):
                     diffs.append(dict(claim="5", part=part, dataset=dataset, arch=arch, setting=setting, mode=mode,
-                                      reference_mode="", seed=s, value=v, reference=r, difference=math.nan))  # fmt: skip
+                                      reference_mode="", seed=s, value=v, reference=r,
+                                      difference=math.nan))  # fmt: skip
                 constant = np.ptp(x) == 0 or np.ptp(y) == 0 if len(x) else True
                 rho_m = math.nan if constant or len(x) < 2 else float(stats.spearmanr(x, y)[0])
                 rows.append(result_row(**ident, mode=mode, statistic=f"Spearman rho within {mode}", n_seeds=len(x),
