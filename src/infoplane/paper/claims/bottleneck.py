@@ -75,12 +75,11 @@ def peak_fall_test(x: np.ndarray, alpha: float = ALPHA) -> dict:
     n, m = x.shape[0], x.shape[1] - 2
     d = (x[:, 1:-1] - x[:, -1:]).T  # (m, n): interior epochs relative to the end
     p_greater, p_less = t_pvalues(d)
-    low, _ = t_bounds(d, alpha / m)
-    _, high = t_bounds(d, alpha)
-    best = int(np.argmax(low))
+    best = int(np.argmax(t_bounds(d, alpha / m)[0]))  # the epoch whose simultaneous bound is highest
+    ci_low, ci_high = peak_fall_bounds(x, alpha)
     falls = cross_fitted_fall(x)[0]
     return {"p_greater": float(min(1.0, m * np.min(p_greater))), "p_less": float(np.max(p_less)),
-            "ci_low": float(np.max(low)), "ci_high": float(np.max(high)), "m": m, "best": best,
+            "ci_low": ci_low, "ci_high": ci_high, "m": m, "best": best,
             "peak": int(np.argmax(d.mean(1))), "fall": float(falls.mean()), "falls": falls,
             "test": f"one-sided t-tests at {m} interior epochs ({n} seeds), Bonferroni over epochs", "min_p": 0.0}
 
