@@ -330,7 +330,7 @@ PROBES = Table(
     sort=(*RUN_KEYS, "epoch", "layer"),
 )  # fmt: skip
 
-#: results/paper/claims.parquet, one row per comparison (`infoplane.paper.statistics.RESULT_COLUMNS`,
+#: results/paper/claims.parquet, one row per comparison (`infoplane.paper.rule.RESULT_COLUMNS`,
 #: whose comment defines each), plus `headline` (the row is under the setting of the headline
 #: verdicts: the paper's protocol when measured, or claim 4's "n/a") and `raw_mean`, `raw_ci_low`,
 #: `raw_ci_high`: the same statistic on the raw dependence values instead of their excess over the
@@ -348,7 +348,7 @@ CLAIMS = Table(
 )  # fmt: skip
 
 #: results/paper/claim_differences.parquet, one row per comparison x seed
-#: (`infoplane.paper.statistics.DIFFERENCE_COLUMNS`): difference = value - reference.
+#: (`infoplane.paper.rule.DIFFERENCE_COLUMNS`): difference = value - reference.
 CLAIM_DIFFERENCES = Table(
     "claim_differences",
     {"claim": "string", "part": "string", "dataset": "string", "arch": "string", "setting": "string",
