@@ -245,7 +245,9 @@ def test_sweep_on_slurm_survives_scancel_and_equals_local_run(workdirs):
 
 
 def test_unknown_partition_is_a_clear_error(tmp_path):
-    write_config(tmp_path, CONFIG, "config.yaml")
+    # ResNet18: a large run, whose train job is submitted alone. (Snakemake reports a failed
+    # submission of a grouped job as "Error in group ..." without the executor's message.)
+    write_config(tmp_path, CONFIG | {"archs": ["resnet18"]}, "config.yaml")
     environ = _env(INFOPLANE_SLURM_PARTITION="no_such_partition")
     code, out = _snakemake(tmp_path, *_slurm_args(), "--retries", "0", environ=environ)
     assert code != 0
