@@ -305,6 +305,22 @@ PROBES = Table(
     optional=("nc1", "knn_k", "knn_accuracy"),
 )  # fmt: skip
 
+#: results/paper/table6_data_processing.parquet (`infoplane.paper.data_processing`), one row per
+#: estimator setting × run × snapshot epoch × quantity ("xz": dependence on X, "yz": on Y) × pair
+#: of consecutive layers (`layer` -> `next_layer`): `value`, `next_value` the two values
+#: (value_xz / value_yz of the dependence table), `increase` = next_value - value, `noise` the
+#: threshold 2 × (SE + next SE) (SE: the batch mean's standard error), `relative_increase` =
+#: increase / |value|, `determined` (False: one batch, no noise estimate), `violation` = determined
+#: and increase > noise, `law` = the estimator estimates a mutual information (unit not "").
+DATA_PROCESSING = Table(
+    "data_processing",
+    {"setting": "string", "estimator": "string", "unit": "string", "law": "bool", **_RUN_COLUMNS,
+     "epoch": "int64", "quantity": "string", "layer": "int64", "layer_name": "string", "next_layer": "int64",
+     "next_layer_name": "string", "value": "float64", "next_value": "float64", "increase": "float64",
+     "noise": "float64", "relative_increase": "float64", "determined": "bool", "violation": "bool"},
+    sort=("setting", *RUN_KEYS, "epoch", "quantity", "layer"),
+)  # fmt: skip
+
 #: results/paper/claims.parquet, one row per comparison (`infoplane.paper.statistics.RESULT_COLUMNS`,
 #: whose comment defines each), plus `headline` (the row is under the setting of the headline
 #: verdicts: the paper's protocol when measured, or claim 4's "n/a") and `raw_mean`, `raw_ci_low`,

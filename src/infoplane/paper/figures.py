@@ -29,7 +29,9 @@ Per dataset × arch, under `figures/<kind>/<dataset>_<arch>[_<estimator>].png`:
 * `sensitivity/` (one per estimator with a σ or ε grid): last-epoch value and null band of
   each layer against σ and against ε, one column per mode, one line style per bandwidth rule.
 * `infoplane_estimators/`: the information plane under every estimator (its paper-default
-  setting), one row per estimator, one column per mode, same layers, markers and epoch colours.
+  setting), one row per estimator, one column per mode, same layers, markers and epoch colours;
+  orange rings: a layer whose estimate rises above the previous block's beyond the noise in at
+  least half the seeds (the data-processing check, `paper.data_processing`).
 * `compression_estimators/`: heat map of `common.compression_summary`, per mode: rows
   estimators, columns layers, colour = relative fall of the dependence on X from its peak.
 * `accuracy/`: the whole network's test accuracy versus epoch, one line per mode, ± std band.
@@ -49,6 +51,7 @@ from matplotlib.collections import LineCollection, PatchCollection
 from matplotlib.patches import Rectangle
 from matplotlib.ticker import MaxNLocator
 
+from . import data_processing
 from .common import GROUP, RUN, Inputs, Sweep, block_quantity_label, compression, compression_summary, final_rows
 from .common import generalization_gap, has_null, middle_layers, mode_order, null_band, plotted, primary_settings
 from .common import null_band_text, quantity_label, sensitivity_sweeps, whole_network
@@ -431,20 +434,38 @@ def infoplane_estimators(group: pd.DataFrame, primaries: dict[str, str], title: 
     )  # fmt: skip
     for r, (estimator, block) in enumerate(blocks):
         mean = evidence_means(block, ["mode", "layer", "layer_name", "epoch"])
+        rises = data_processing.violation_share(data_processing.check(block))
         for c, mode in enumerate(modes):
             ax = axes[r][c]
             _plane_panel(ax, mean[mean["mode"] == mode], markers, norm, cmap)
+            _violation_rings(ax, mean[mean["mode"] == mode], rises[rises["mode"] == mode])
             _saturation_line(ax, block)
             ax.set_xlabel(block_quantity_label(block, "x"), fontsize=8)
             ax.set_title(_wrap(f"{mode} · {block['setting'].iloc[0]}", 60), fontsize=7)
         axes[r][0].set_ylabel(block_quantity_label(block, "y"), fontsize=9)
-    fig.legend(handles=_plane_legend(markers, True), loc="outside lower center", ncol=4, fontsize=7)
+    rings = plt.Line2D([], [], marker="o", ms=11, mfc="none", mec=VIOLATION_COLOR, ls="",
+                       label="rises above the block before it (data-processing violation, ≥ half the seeds)")
+    fig.legend(handles=[*_plane_legend(markers, True), rings], loc="outside lower center", ncol=4, fontsize=7)
     bar = fig.colorbar(plt.cm.ScalarMappable(norm=norm, cmap=cmap), ax=axes.ravel().tolist(), label="epoch",
                        shrink=min(0.9, 1.6 / len(blocks)), location="right")  # fmt: skip
     bar.ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     fig.suptitle(_wrap(f"{title}; {_seeds_text(group)}; light grey: {null_band_text(group)}", 40 * len(modes) + 40),
                  fontsize=10)  # fmt: skip
     return save(fig, path)
+
+
+#: Colour of the rings around points whose estimate rises above the previous block's.
+VIOLATION_COLOR = "#D55E00"
+
+
+def _violation_rings(ax, mean: pd.DataFrame, rises: pd.DataFrame) -> None:
+    """Ring the (mean) point of layer l + 1 at the epochs where, in at least half the seeds, its
+    dependence on X or on Y rises above layer l's beyond the noise (`data_processing.check`)."""
+    marked = rises[rises["share"] >= 0.5][["epoch", "layer"]]
+    points = mean.merge(marked, on=["epoch", "layer"])
+    if len(points):
+        ax.scatter(points["x"], points["y"], s=150, facecolors="none", edgecolors=VIOLATION_COLOR, linewidths=1.2,
+                   zorder=6)  # fmt: skip
 
 
 #: How a verdict of `compression_summary` is written in a heat-map cell (before the relative fall).
