@@ -109,11 +109,9 @@ def test_empty_dependence_gives_an_empty_contract_table():
 def test_the_estimators_plane_rings_exactly_the_violating_points():
     import matplotlib.pyplot as plt
 
-    from infoplane.paper import figures
-
     mean = pd.DataFrame({"epoch": [0, 0, 2, 2], "layer": [0, 1, 0, 1], "x": [1.0, 2.0, 3.0, 4.0], "y": [5.0, 6, 7, 8]})
     rises = pd.DataFrame({"mode": ["e2e"] * 2, "epoch": [0, 2], "layer": [1, 1], "share": [0.5, 0.25]})
     fig, ax = plt.subplots()
-    figures._violation_rings(ax, mean, rises)
+    data_processing.ring_violations(ax, mean, rises)
     assert [c.get_offsets().tolist() for c in ax.collections] == [[[2.0, 6.0]]]
     plt.close(fig)

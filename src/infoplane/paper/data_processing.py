@@ -100,6 +100,29 @@ def violation_share(checked: pd.DataFrame) -> pd.DataFrame:
     return share.rename(columns={"next_layer": "layer", "violation": "share"})
 
 
+#: Colour of the rings the estimators' information plane draws around violating points.
+VIOLATION_COLOR = "#D55E00"
+
+
+def ring_violations(ax, mean: pd.DataFrame, rises: pd.DataFrame) -> None:
+    """Ring the (mean) point of layer l + 1 at the epochs where, in at least half the seeds, its
+    dependence on X or on Y rises above layer l's beyond the noise (`violation_share`); `mean`
+    holds the plotted points (epoch, layer, x, y) of one panel."""
+    marked = rises[rises["share"] >= 0.5][["epoch", "layer"]]
+    points = mean.merge(marked, on=["epoch", "layer"])
+    if len(points):
+        ax.scatter(points["x"], points["y"], s=150, facecolors="none", edgecolors=VIOLATION_COLOR, linewidths=1.2,
+                   zorder=6)  # fmt: skip
+
+
+def ring_handle():
+    """The legend entry of `ring_violations`."""
+    from matplotlib.lines import Line2D
+
+    return Line2D([], [], marker="o", ms=11, mfc="none", mec=VIOLATION_COLOR, ls="",
+                  label="rises above the block before it (data-processing violation, ≥ half the seeds)")  # fmt: skip
+
+
 def table_data_processing(inputs, header: str) -> tuple[pd.DataFrame, Display]:
     """Table 6: violations of the data-processing inequality along the chain of blocks, per
     estimator setting (Parquet: every checked pair, `contracts.DATA_PROCESSING`)."""

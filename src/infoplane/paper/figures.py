@@ -37,6 +37,8 @@ Per dataset × arch, under `figures/<kind>/<dataset>_<arch>[_<estimator>].png`:
 * `accuracy/`: the whole network's test accuracy versus epoch, one line per mode, ± std band.
 * `separability/`: linear-probe test accuracy versus depth at the last epoch, one line per
   mode, ± std error bars; initialization dashed.
+* `geometry/`: each layer's class clustering (NC1) and k-NN accuracy against epoch beside its
+  information-plane trajectory (drawn by `paper.geometry`).
 """
 
 from __future__ import annotations
@@ -73,6 +75,7 @@ KINDS = {
     "separability": "Linear separability",
     "compression": "Compression vs generalization",
     "claims": "Claims",
+    "geometry": "Class clustering beside information",
 }
 
 
@@ -438,34 +441,19 @@ def infoplane_estimators(group: pd.DataFrame, primaries: dict[str, str], title: 
         for c, mode in enumerate(modes):
             ax = axes[r][c]
             _plane_panel(ax, mean[mean["mode"] == mode], markers, norm, cmap)
-            _violation_rings(ax, mean[mean["mode"] == mode], rises[rises["mode"] == mode])
+            data_processing.ring_violations(ax, mean[mean["mode"] == mode], rises[rises["mode"] == mode])
             _saturation_line(ax, block)
             ax.set_xlabel(block_quantity_label(block, "x"), fontsize=8)
             ax.set_title(_wrap(f"{mode} · {block['setting'].iloc[0]}", 60), fontsize=7)
         axes[r][0].set_ylabel(block_quantity_label(block, "y"), fontsize=9)
-    rings = plt.Line2D([], [], marker="o", ms=11, mfc="none", mec=VIOLATION_COLOR, ls="",
-                       label="rises above the block before it (data-processing violation, ≥ half the seeds)")
-    fig.legend(handles=[*_plane_legend(markers, True), rings], loc="outside lower center", ncol=4, fontsize=7)
+    handles = [*_plane_legend(markers, True), data_processing.ring_handle()]
+    fig.legend(handles=handles, loc="outside lower center", ncol=4, fontsize=7)
     bar = fig.colorbar(plt.cm.ScalarMappable(norm=norm, cmap=cmap), ax=axes.ravel().tolist(), label="epoch",
                        shrink=min(0.9, 1.6 / len(blocks)), location="right")  # fmt: skip
     bar.ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     fig.suptitle(_wrap(f"{title}; {_seeds_text(group)}; light grey: {null_band_text(group)}", 40 * len(modes) + 40),
                  fontsize=10)  # fmt: skip
     return save(fig, path)
-
-
-#: Colour of the rings around points whose estimate rises above the previous block's.
-VIOLATION_COLOR = "#D55E00"
-
-
-def _violation_rings(ax, mean: pd.DataFrame, rises: pd.DataFrame) -> None:
-    """Ring the (mean) point of layer l + 1 at the epochs where, in at least half the seeds, its
-    dependence on X or on Y rises above layer l's beyond the noise (`data_processing.check`)."""
-    marked = rises[rises["share"] >= 0.5][["epoch", "layer"]]
-    points = mean.merge(marked, on=["epoch", "layer"])
-    if len(points):
-        ax.scatter(points["x"], points["y"], s=150, facecolors="none", edgecolors=VIOLATION_COLOR, linewidths=1.2,
-                   zorder=6)  # fmt: skip
 
 
 #: How a verdict of `compression_summary` is written in a heat-map cell (before the relative fall).
