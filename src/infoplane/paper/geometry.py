@@ -138,15 +138,17 @@ def _headline(dependence: pd.DataFrame) -> pd.DataFrame:
 
 def geometry_figure(block: pd.DataFrame, probes: pd.DataFrame, title: str, path: Path) -> Path:
     """Columns: modes. Rows: the information plane of `block` (one setting), NC1 vs epoch (log
-    axis), k-NN accuracy vs epoch; one marker per layer in every row, the peak epoch of the
-    layer's dependence on X starred on its NC1 line."""
+    axis: geometric mean over seeds), k-NN accuracy vs epoch; one marker per layer in every row,
+    the peak epoch of the layer's dependence on X starred on its NC1 line."""
     modes = mode_order(block["mode"])
     mean = evidence_means(block, ["mode", "layer", "layer_name", "epoch"])
     markers, norm, cmap = _layer_markers(block), _epoch_norm(block), plt.get_cmap(EPOCH_CMAP)
     layers = _layers(block)
     colors = dict(zip(layers, depth_colors(len(layers))))
     peaks = compression_summary(block).set_index(["mode", "layer"])["peak_epoch"]
-    geometry = probes.groupby(["mode", "layer", "epoch"])[["nc1", "knn_accuracy"]].agg(["mean", "std"])
+    # NC1 spans decades (log axis): geometric mean and a band of × / ÷ the geometric std over seeds
+    logged = probes.assign(nc1=np.log(probes["nc1"].where(probes["nc1"] > 0)))
+    geometry = logged.groupby(["mode", "layer", "epoch"])[["nc1", "knn_accuracy"]].agg(["mean", "std"])
     fig, axes = plt.subplots(3, len(modes), figsize=(4.8 * len(modes) + 1.4, 11.5), squeeze=False,
                              sharey="row", layout="constrained")  # fmt: skip
     for c, mode in enumerate(modes):
@@ -158,30 +160,32 @@ def geometry_figure(block: pd.DataFrame, probes: pd.DataFrame, title: str, path:
                 continue
             part = geometry.loc[(mode, layer)].sort_index()
             e = part.index.to_numpy()
-            for row, column, scale in ((1, "nc1", 1.0), (2, "knn_accuracy", 100.0)):
-                m, s = scale * part[(column, "mean")].to_numpy(), scale * part[(column, "std")].fillna(0).to_numpy()
+            for row, column in ((1, "nc1"), (2, "knn_accuracy")):
+                m, s = part[(column, "mean")].to_numpy(), part[(column, "std")].fillna(0).to_numpy()
+                m, lo, hi = (np.exp(m), np.exp(m - s), np.exp(m + s)) if row == 1 else (100 * m, 100 * (m - s),
+                                                                                         100 * (m + s))
                 ax = axes[row][c]
                 ax.plot(e, m, color=colors[(layer, name)], marker=markers[(layer, name)], ms=4, lw=1.5,
                         label=f"{layer}: {name}")  # fmt: skip
-                ax.fill_between(e, np.maximum(m - s, 1e-12 if row == 1 else -np.inf), m + s,
-                                color=colors[(layer, name)], alpha=0.15, lw=0)  # fmt: skip
+                ax.fill_between(e, lo, hi, color=colors[(layer, name)], alpha=0.15, lw=0)
             peak = peaks.get((mode, layer), -1)
             if peak in set(e):
-                axes[1][c].scatter([peak], [part.loc[peak, ("nc1", "mean")]], marker="*", s=140, color="black",
-                                   zorder=5)  # fmt: skip
+                axes[1][c].scatter([peak], [np.exp(part.loc[peak, ("nc1", "mean")])], marker="*", s=140,
+                                   color="black", zorder=5)  # fmt: skip
         axes[1][c].set_yscale("log")
         for row in (1, 2):
             axes[row][c].grid(alpha=0.3)
             axes[row][c].set_xlabel("epoch")
             axes[row][c].xaxis.set_major_locator(MaxNLocator(integer=True))
     axes[0][0].set_ylabel(block_quantity_label(block, "y"))
-    axes[1][0].set_ylabel("NC1 = tr(Σ_W Σ_B⁺)/C (log; lower: tighter classes)")
+    axes[1][0].set_ylabel("NC1 = tr(Σ_W Σ_B⁺)/C (log; lower: tighter classes)", fontsize=9)
     axes[2][0].set_ylabel("k-NN test accuracy (%)")
     handles, _ = axes[1][-1].get_legend_handles_labels()
     handles.append(plt.Line2D([], [], marker="*", color="black", ls="", ms=10, label="peak of the dependence on X"))
     axes[1][-1].legend(handles=handles, title="layer", fontsize=7, loc="best")
     fig.colorbar(plt.cm.ScalarMappable(norm=norm, cmap=cmap), ax=axes[0].tolist(), label="epoch", shrink=0.9)
-    text = f"{title}; {_seeds_text(block)}; estimator: {block['setting'].iloc[0]}; bands: ± std over seeds"
+    text = (f"{title}; {_seeds_text(block)}; estimator: {block['setting'].iloc[0]}; NC1: geometric mean, band × / ÷ "
+            "its geometric std over seeds; k-NN: mean ± std")
     fig.suptitle(_wrap(text, 45 * len(modes) + 30), fontsize=10)
     return save(fig, path)
 
