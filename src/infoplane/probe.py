@@ -204,7 +204,9 @@ def knn_predict(train: torch.Tensor, train_labels: torch.Tensor, test: torch.Ten
     return (votes - first / (k + 1)).argmax(1)
 
 
-def knn_accuracy(features: torch.Tensor, labels: torch.Tensor, split: tuple[torch.Tensor, torch.Tensor], k: int) -> float:
+def knn_accuracy(
+    features: torch.Tensor, labels: torch.Tensor, split: tuple[torch.Tensor, torch.Tensor], k: int
+) -> float:
     """Test accuracy of k-NN fitted on split[0] and scored on split[1] (raw features)."""
     x = features.reshape(features.shape[0], -1).to(torch.float64)
     y = torch.as_tensor(labels, device=x.device).long()

@@ -128,8 +128,10 @@ def test_probing_only_the_ends_fits_the_linear_probe_at_the_first_and_the_last_s
     full = probe.probe_run(eval_path, [folder], SETTINGS)
     assert sorted(table["epoch"].unique()) == [0, 2, 4, 10]
     ends = table["epoch"].isin([0, 10])
-    assert table.loc[ends, "accuracy"].notna().all() and table.loc[~ends, ["accuracy", "train_accuracy"]].isna().all().all()
-    pd.testing.assert_frame_equal(table[ends].reset_index(drop=True), full[full["epoch"].isin([0, 10])].reset_index(drop=True))
+    assert table.loc[ends, "accuracy"].notna().all()
+    assert table.loc[~ends, ["accuracy", "train_accuracy"]].isna().all().all()
+    at_ends = full[full["epoch"].isin([0, 10])].reset_index(drop=True)
+    pd.testing.assert_frame_equal(table[ends].reset_index(drop=True), at_ends)
     geometry = ["nc1", "knn_k", "knn_accuracy"]
     pd.testing.assert_frame_equal(table[geometry], full[geometry])
     assert table["nc1"].notna().all() and (table["knn_k"] == SETTINGS["knn_k"]).all()
@@ -226,4 +228,5 @@ def test_knn_accuracy_separable_vs_random_labels_and_k_capped():
     assert probe.knn_accuracy(noise, y, split, 5) < 0.45
     # k beyond the training set: every test sample gets the majority class of the training half
     train_majority = torch.bincount(y[split[0]]).argmax()
-    assert probe.knn_accuracy(x, y, split, 10_000) == pytest.approx((y[split[1]] == train_majority).double().mean().item())
+    expected = (y[split[1]] == train_majority).double().mean().item()
+    assert probe.knn_accuracy(x, y, split, 10_000) == pytest.approx(expected)
