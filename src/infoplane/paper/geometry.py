@@ -181,7 +181,8 @@ def geometry_figure(block: pd.DataFrame, probes: pd.DataFrame, title: str, path:
     axes[1][0].set_ylabel("NC1 = tr(Σ_W Σ_B⁺)/C (log; lower: tighter classes)", fontsize=9)
     axes[2][0].set_ylabel("k-NN test accuracy (%)")
     handles, _ = axes[1][-1].get_legend_handles_labels()
-    handles.append(plt.Line2D([], [], marker="*", color="black", ls="", ms=10, label="peak of the dependence on X"))
+    peak_label = "peak of the dependence on X (table 5)"
+    handles.append(plt.Line2D([], [], marker="*", color="black", ls="", ms=10, label=peak_label))
     axes[1][-1].legend(handles=handles, title="layer", fontsize=7, loc="best")
     fig.colorbar(plt.cm.ScalarMappable(norm=norm, cmap=cmap), ax=axes[0].tolist(), label="epoch", shrink=0.9)
     text = (f"{title}; {_seeds_text(block)}; estimator: {block['setting'].iloc[0]}; NC1: geometric mean, band × / ÷ "
