@@ -390,7 +390,8 @@ def test_make_figures_draws_a_grid_once_in_its_sensitivity_figure(tmp_path):
                        + [{**NOCCO, "kernel_x": "linear"}], modes=("e2e",))  # fmt: skip
     written = F.make_figures(inputs_of(dependence), tmp_path)
     by_kind = {kind: sorted(p.name for p in written if p.parent.name == kind) for kind in F.KINDS}
-    assert set(k for k, v in by_kind.items() if v) == set(F.KINDS) - {"claims"}  # claims: paper.build draws them
+    # claims and geometry: paper.build draws them (paper.claims, paper.geometry)
+    assert set(k for k, v in by_kind.items() if v) == set(F.KINDS) - {"claims", "geometry"}
     # per-setting figures: nocco's default and the linear-kernel setting (not part of the grid); sigma = 1
     # is drawn in the sensitivity figure only
     assert by_kind["infoplane"] == by_kind["dependence_excess"] == [

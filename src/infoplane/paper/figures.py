@@ -29,12 +29,16 @@ Per dataset × arch, under `figures/<kind>/<dataset>_<arch>[_<estimator>].png`:
 * `sensitivity/` (one per estimator with a σ or ε grid): last-epoch value and null band of
   each layer against σ and against ε, one column per mode, one line style per bandwidth rule.
 * `infoplane_estimators/`: the information plane under every estimator (its paper-default
-  setting), one row per estimator, one column per mode, same layers, markers and epoch colours.
+  setting), one row per estimator, one column per mode, same layers, markers and epoch colours;
+  orange rings: a layer whose estimate rises above the previous block's beyond the noise in at
+  least half the seeds (the data-processing check, `paper.data_processing`).
 * `compression_estimators/`: heat map of `common.compression_summary`, per mode: rows
   estimators, columns layers, colour = relative fall of the dependence on X from its peak.
 * `accuracy/`: the whole network's test accuracy versus epoch, one line per mode, ± std band.
 * `separability/`: linear-probe test accuracy versus depth at the last epoch, one line per
   mode, ± std error bars; initialization dashed.
+* `geometry/`: each layer's class clustering (NC1) and k-NN accuracy against epoch beside its
+  information-plane trajectory (drawn by `paper.geometry`).
 """
 
 from __future__ import annotations
@@ -49,6 +53,7 @@ from matplotlib.collections import LineCollection, PatchCollection
 from matplotlib.patches import Rectangle
 from matplotlib.ticker import MaxNLocator
 
+from . import data_processing
 from ..estimators.settings import SETTINGS
 from .common import GROUP, RUN, Inputs, Sweep, block_quantity_label, compression, compression_summary, final_rows
 from .common import generalization_gap, has_null, middle_layers, mode_order, null_band, plotted, primary_settings
@@ -71,6 +76,7 @@ KINDS = {
     "separability": "Linear separability",
     "compression": "Compression vs generalization",
     "claims": "Claims",
+    "geometry": "Class clustering beside information",
 }
 
 
@@ -433,14 +439,17 @@ def infoplane_estimators(group: pd.DataFrame, primaries: dict[str, str], title: 
     )  # fmt: skip
     for r, (estimator, block) in enumerate(blocks):
         mean = evidence_means(block, ["mode", "layer", "layer_name", "epoch"])
+        rises = data_processing.violation_share(data_processing.check(block))
         for c, mode in enumerate(modes):
             ax = axes[r][c]
             _plane_panel(ax, mean[mean["mode"] == mode], markers, norm, cmap)
+            data_processing.ring_violations(ax, mean[mean["mode"] == mode], rises[rises["mode"] == mode])
             _saturation_line(ax, block)
             ax.set_xlabel(block_quantity_label(block, "x"), fontsize=8)
             ax.set_title(_wrap(f"{mode} · {block['setting'].iloc[0]}", 60), fontsize=7)
         axes[r][0].set_ylabel(block_quantity_label(block, "y"), fontsize=9)
-    fig.legend(handles=_plane_legend(markers, True), loc="outside lower center", ncol=4, fontsize=7)
+    handles = [*_plane_legend(markers, True), data_processing.ring_handle()]
+    fig.legend(handles=handles, loc="outside lower center", ncol=4, fontsize=7)
     bar = fig.colorbar(plt.cm.ScalarMappable(norm=norm, cmap=cmap), ax=axes.ravel().tolist(), label="epoch",
                        shrink=min(0.9, 1.6 / len(blocks)), location="right")  # fmt: skip
     bar.ax.yaxis.set_major_locator(MaxNLocator(integer=True))
