@@ -77,6 +77,24 @@ class SignalPropagation(Mode):
         return logits
 
 
+#: Wavelength, in pixels, of the `waves` label embedding (measured on LeNet5/mnist5k against 4 px,
+#: docs/training-modes.md).
+WAVELENGTH = 7.0
+
+
+def label_waves(num_classes: int, height: int, width: int, wavelength: float = WAVELENGTH) -> torch.Tensor:
+    """(C, H, W) float32: class c's plane wave cos(2π/λ · (i·cos θ_c + j·sin θ_c)), θ_c = π·c/C.
+
+    Every class has the same wavelength and amplitude (so no class gets more goodness from
+    its pattern's energy alone) and its own orientation, which a small conv kernel reads
+    anywhere in the image; shifting the image does not turn one class's wave into another's.
+    """
+    i = torch.arange(height, dtype=torch.float64).view(1, -1, 1)
+    j = torch.arange(width, dtype=torch.float64).view(1, 1, -1)
+    theta = torch.arange(num_classes, dtype=torch.float64).view(-1, 1, 1) * math.pi / num_classes
+    return torch.cos(2 * math.pi / wavelength * (i * torch.cos(theta) + j * torch.sin(theta))).float()
+
+
 def _normalize_input(module: nn.Module, args: tuple) -> tuple:
     """Forward pre-hook: feed the module a unit-mean-square version of its input."""
     return (losses.rms_normalize(args[0]), *args[1:])
@@ -91,12 +109,18 @@ class ForwardForward(Mode):
     - Goodness g = mean squared activation of the block output; loss
       ½[softplus(θ − g_pos) + softplus(g_neg − θ)] with θ = `training.ff_threshold` (2.0),
       the negative log-likelihood of p(positive) = σ(g − θ).
-    - Label embedding: the first C pixels (row-major from the top-left corner) of every
-      channel of the normalized image are replaced by the one-hot label times v, as in the
-      paper's MNIST setup, for conv and fully connected networks alike (every architecture
-      takes images; H·W >= C is checked). v is the image's own maximum value (the paper's
-      "on" pixel is the brightest intensity; in normalized units that depends on the data
-      set), or the constant `training.ff_label_value` when set.
+    - Label embedding, `training.ff_label_embedding`:
+      `pixels`: the first C pixels (row-major from the top-left corner) of every channel of
+      the normalized image are replaced by the one-hot label times v, as in the paper's MNIST
+      setup (H·W >= C is checked). `waves`: v times a plane wave of unit amplitude, one
+      orientation per class (`label_waves`), is added to every channel over the whole image.
+      `auto` (default): waves when the first block convolves, pixels otherwise. A conv
+      block is translation-equivariant with a small receptive field: under `pixels` only the
+      output positions near the top-left corner see the label, and the goodness, a mean over
+      all positions, barely depends on it (docs/training-modes.md has the measurement); a
+      wave is readable, by its orientation, from every patch. v is the image's own maximum
+      value (the paper's "on" pixel is the brightest intensity; in normalized units that
+      depends on the data set), or the constant `training.ff_label_value` when set.
     - Negatives: the same images with a label drawn uniformly from the C − 1 wrong classes,
       from torch's global generator (the trainer reseeds it every epoch).
     - Between blocks, each block's input (and the classifier's) is rescaled to unit mean
@@ -115,14 +139,14 @@ class ForwardForward(Mode):
       samples are split over the images (never over the labels).
       `softmax`: the final classifier on the neutral-label input (below), read-out
       "classifier".
-    - Snapshots and the final classifier (`eval_input`): a neutral label, v/C in every label
-      pixel. The final classifier learns by cross-entropy on the detached last block output
+    - Snapshots and the final classifier (`eval_input`): a neutral label, the code 1/C for
+      every class (v/C in every label pixel; the mean of the C waves times v). The final classifier learns by cross-entropy on the detached last block output
       of the neutral-label images (forwarded with the positives and negatives as one batch);
       its logits are the classifier layer's recorded representation in every read-out. FF
       has no per-layer heads.
     """
 
-    keys = ("ff_threshold", "ff_label_value", "ff_readout", "ff_goodness_blocks")
+    keys = ("ff_threshold", "ff_label_value", "ff_label_embedding", "ff_readout", "ff_goodness_blocks")
     #: largest number of (image, candidate label) samples forwarded at once by `goodness_scores`
     predict_max_samples = 16384
 
@@ -140,11 +164,21 @@ class ForwardForward(Mode):
         self.num_classes = model.num_classes
         if self.num_classes < 2:
             raise ValueError(f"mode 'ff' needs at least 2 classes to draw wrong labels, got {self.num_classes}")
-        if len(model.in_shape) != 3 or model.in_shape[1] * model.in_shape[2] < self.num_classes:
+        if len(model.in_shape) != 3:
+            raise ValueError(f"mode 'ff' embeds the label in images; input shape {model.in_shape} is not C×H×W")
+        self.embedding = self.option("ff_label_embedding")
+        if self.embedding == "auto":
+            self.embedding = "waves" if any(isinstance(m, nn.Conv2d) for m in model.blocks[0].modules()) else "pixels"
+        if self.embedding == "pixels" and model.in_shape[1] * model.in_shape[2] < self.num_classes:
             raise ValueError(
                 f"mode 'ff' embeds the label in the first {self.num_classes} pixels of each channel; "
-                f"input shape {model.in_shape} has too few (needs C×H×W images with H·W >= {self.num_classes})"
+                f"input shape {model.in_shape} has too few (needs H·W >= {self.num_classes}); "
+                f"set training.ff_label_embedding: waves"
             )
+        #: (C, H, W) class patterns under `waves`, None under `pixels`
+        self.waves = None
+        if self.embedding == "waves":
+            self.waves = label_waves(self.num_classes, *model.in_shape[1:]).to(self.device)
         for module in [*model.blocks[1:], model.classifier]:
             if not getattr(module, "_ff_input_normalized", False):
                 module.register_forward_pre_hook(_normalize_input)
@@ -152,11 +186,15 @@ class ForwardForward(Mode):
         self._optimize(model.parameters())
 
     def embed(self, x: torch.Tensor, code: torch.Tensor) -> torch.Tensor:
-        """`x` with the label `code` (B, C), scaled by v, in its first C pixels per channel."""
+        """`x` with the label `code` (B, C), scaled by v: in its first C pixels per channel
+        (`pixels`) or as the code-weighted sum of the class waves added to every channel."""
         value = self.option("ff_label_value")
         if value is None:
             value = x.flatten(1).amax(dim=1, keepdim=True)
-        return losses.embed_label(x, code * value)
+        if self.waves is None:
+            return losses.embed_label(x, code * value)
+        pattern = (code * value).to(self.waves.dtype) @ self.waves.flatten(1)
+        return x + pattern.view(x.shape[0], 1, *x.shape[2:]).to(x.dtype)
 
     def eval_input(self, x):
         neutral = torch.full((x.shape[0], self.num_classes), 1.0 / self.num_classes, device=x.device)

@@ -56,6 +56,7 @@ HEADLESS_LOSSES = ("sim",)
 SUPCON_VIEWS = ("authors", "flip")
 FF_READOUTS = ("goodness", "softmax")
 FF_GOODNESS_BLOCKS = ("all", "all_but_first")
+FF_LABEL_EMBEDDINGS = ("auto", "pixels", "waves")
 
 #: String options of the `training` section and the values each allows (the code dispatches
 #: on them, so they are owned here and checked by `check_option`; the schema holds defaults
@@ -65,6 +66,7 @@ CHOICE_OPTIONS: dict[str, tuple[str, ...]] = {
     "predsim_conv_features": losses.SIMILARITY_CONV_FEATURES,
     "ff_readout": FF_READOUTS,
     "ff_goodness_blocks": FF_GOODNESS_BLOCKS,
+    "ff_label_embedding": FF_LABEL_EMBEDDINGS,
 }
 
 
