@@ -206,14 +206,20 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m infoplane.bench.truth", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a small plan (one m, 2 draws), for a test")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads (1: a 2-thread eigensolver on a loaded 2-core machine took 20x the CPU time)")
     args = parser.parse_args(argv)
-    torch.set_num_threads(max(1, torch.get_num_threads()))
-    start = time.perf_counter()
-    lines = run(QUICK if args.quick else FULL, seed=args.seed)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(args.threads)
+    start, cpu = time.perf_counter(), time.process_time()
+    try:
+        lines = run(QUICK if args.quick else FULL, seed=args.seed)
+    finally:
+        torch.set_num_threads(threads)
     print(f"# Known-truth calibration ({'quick' if args.quick else 'full'} plan, seed {args.seed}; "
           f"torch {torch.__version__}, {platform.machine()})")  # fmt: skip
     print("\n".join(lines))
-    print(f"\nwall time: {time.perf_counter() - start:.1f} s")
+    print(f"\nwall time: {time.perf_counter() - start:.1f} s, process CPU time: {time.process_time() - cpu:.1f} s")
 
 
 if __name__ == "__main__":
