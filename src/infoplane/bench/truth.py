@@ -35,10 +35,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-# The estimators, by registry name: the only place this module reaches them (importing
-# mutual_information registers renyi, kde and binning in the engine's ESTIMATORS registry).
-from infoplane import mutual_information as _registers_mi_estimators  # noqa: F401
-from infoplane.hsic import ESTIMATORS
+# The estimators, by registry name: the only place this module reaches them (loading the
+# registry registers renyi, kde and binning with the kernel family).
+from infoplane.estimators import ESTIMATORS
 
 #: (estimator, label, setting): the default of each and one alternative from docs/estimators.md.
 SETTINGS: tuple[tuple[str, str, dict], ...] = (
