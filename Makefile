@@ -31,9 +31,11 @@ gpu-check: $(STAMP)
 WHEELHOUSE ?= wheelhouse
 WHEEL_PYTHON ?=
 WHEEL_PLATFORM ?=
+WHEEL_PRESENT ?=
 wheelhouse: $(STAMP)
 	$(BIN)/python tests/gpu/wheelhouse.py --dest $(WHEELHOUSE) \
-		$(if $(WHEEL_PYTHON),--python-version $(WHEEL_PYTHON)) $(if $(WHEEL_PLATFORM),--platform $(WHEEL_PLATFORM))
+		$(if $(WHEEL_PYTHON),--python-version $(WHEEL_PYTHON)) $(if $(WHEEL_PLATFORM),--platform $(WHEEL_PLATFORM)) \
+		$(if $(WHEEL_PRESENT),--present $(WHEEL_PRESENT))
 
 ## lint: snakemake --lint and snakefmt --check
 lint: $(STAMP)

@@ -19,6 +19,11 @@ since `pip download --platform` accepts wheels only; (3) `pip download --only-bi
 fetches the rest for the target Python and platform, finding the wheels of (2) in the folder.
 The result is refused if a torch, torchvision, triton or nvidia-* wheel slipped in (it would
 mean a dependency requires torch).
+
+`--present a,b,…` leaves out the wheels of distributions the offline machine already has (its
+venv is made with --system-site-packages, so pip finds them there): the lent GPU machine has
+numpy, pandas, pyarrow, scipy, matplotlib, seaborn, pillow, pytest and hypothesis, which are
+about 130 of the folder's ~180 MiB; without them it fits in what can be carried there.
 """
 
 from __future__ import annotations
@@ -75,7 +80,25 @@ def platforms(platform: str | None) -> list[str]:
     return [arg for tag in [*tags, "any"] for arg in ("--platform", tag)]
 
 
-def build(dest: Path, python_version: str | None, platform: str | None, extras: set[str]) -> list[Path]:
+def canonical(name: str) -> str:
+    """A distribution's name as wheel file names spell it (PEP 503 normalised, '_' for runs of -_.)."""
+    return re.sub(r"[-_.]+", "_", name).lower()
+
+
+def drop_present(wheels: list[Path], present: set[str]) -> list[Path]:
+    """Delete the wheels of distributions in `present`; return the others."""
+    names = {canonical(n) for n in present}
+    kept = []
+    for wheel in wheels:
+        if canonical(wheel.name.split("-", 1)[0]) in names:
+            wheel.unlink()
+        else:
+            kept.append(wheel)
+    return kept
+
+
+def build(dest: Path, python_version: str | None, platform: str | None, extras: set[str],
+          present: set[str] = frozenset()) -> list[Path]:
     dest.mkdir(parents=True, exist_ok=True)
     pip("wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(dest), str(REPO))
     project = max(dest.glob("infoplane-*.whl"), key=lambda p: p.stat().st_mtime)
@@ -92,7 +115,7 @@ def build(dest: Path, python_version: str | None, platform: str | None, extras: 
     target += platforms(platform)
     # (3) the rest, for the target; --find-links: the wheels built in (2)
     pip("download", "-q", "--dest", str(dest), "--only-binary=:all:", "--find-links", str(dest), *target, *reqs)
-    wheels = sorted(dest.glob("*.whl"))
+    wheels = drop_present(sorted(dest.glob("*.whl")), present)
     bad = [w.name for w in wheels if FORBIDDEN.match(w.name)]
     if bad:
         raise SystemExit(f"wheelhouse: {', '.join(bad)} got in (a dependency requires torch); remove "
@@ -110,11 +133,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--python-version", help="target Python, e.g. 3.12 (default: this interpreter's)")
     parser.add_argument("--platform", help="target platform tag, e.g. manylinux2014_x86_64 (default: this machine's)")
     parser.add_argument("--extras", default="test,slurm", help="the project's extras to include (default: test,slurm)")
+    parser.add_argument("--present", default="",
+                        help="distributions the offline machine already has, comma-separated: left out")
     args = parser.parse_args(argv)
     if bool(args.python_version) != bool(args.platform):
         parser.error("give --python-version and --platform together (or neither, for this machine)")
     extras = {e.strip() for e in args.extras.split(",") if e.strip()}
-    wheels = build(args.dest, args.python_version, args.platform, extras)
+    present = {p.strip() for p in args.present.split(",") if p.strip()}
+    wheels = build(args.dest, args.python_version, args.platform, extras, present)
     size = sum(w.stat().st_size for w in wheels)
     print(f"wheelhouse: {len(wheels)} wheels, {size / 2**20:.1f} MiB in {args.dest}")
     print(f"install offline (torch and torchvision already there):\n"
