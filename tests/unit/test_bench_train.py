@@ -80,3 +80,20 @@ def test_cpu_run_prints_the_table_with_exact_flops(capsys):
 def test_unknown_arch_is_refused():
     with pytest.raises(SystemExit):
         bench.main(["--arch", "resnet50", "--device", "cpu"])
+
+
+def test_precision_comparison_pairs_seeds_and_scales_by_the_seed_spread():
+    import pandas as pd
+
+    from infoplane.bench import precision
+
+    def side(values):
+        return pd.DataFrame({"dataset": "d", "arch": "a", "mode": "e2e", "seed": [0, 1, 2],
+                             "quantity": "test accuracy", "value": values})  # fmt: skip
+
+    out = precision.compare(side([0.90, 0.92, 0.94]), side([0.91, 0.93, 0.95]), ("fp32", "bf16")).iloc[0]
+    assert out["paired diff"] == pytest.approx(0.01)
+    assert out["fp32 sd"] == pytest.approx(0.02) and out["bf16 sd"] == pytest.approx(0.02)
+    assert out["diff / seed sd"] == pytest.approx(0.5)
+    with pytest.raises(ValueError, match="same runs"):
+        precision.compare(side([0.9, 0.9, 0.9]), side([0.9, 0.9, 0.9]).assign(seed=[0, 1, 3]), ("a", "b"))
