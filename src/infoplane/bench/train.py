@@ -206,6 +206,7 @@ def measure_arch(arch: str, modes: Sequence[str], steps: int, batch_size: int, r
     for mode in modes:
         trainer = base if mode == "e2e" and compile_mode == "none" else make_trainer(
             arch, mode, steps, batch_size, device, compile_mode)  # fmt: skip
+        runtime.make_deterministic(device, trainer.deterministic)  # the loops above changed it
         flops = pipeline_step_flops(trainer)
         epoch = iter(range(1, 10**6))
         seconds = best_time(lambda t=trainer: t.train_epoch(next(epoch)), repeats, device)
@@ -321,13 +322,15 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--arch", default="resnet18,vgg11,lenet5", help="comma-separated: " + ", ".join(ARCH_DATA))
     parser.add_argument("--mode", default=",".join(MODES), help="comma-separated training modes")
     parser.add_argument("--steps", type=int, default=20, help="timed steps per repeat")
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", "--epochs", type=int, default=3, help="timings per row, the best is kept")
+    parser.add_argument("--synthetic", action="store_true", help="accepted for older callers: data is always synthetic")
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--packed", type=int, default=4, help="K runs at once for the packed row (0: none)")
     parser.add_argument("--peak-tflops", type=float, default=None, help="the device's bf16 peak, TFLOP/s")
-    parser.add_argument("--compile", default="none", help="training.compile for the pipeline rows")
+    parser.add_argument("--compile", default="none", choices=("none", "default", "reduce-overhead", "max-autotune"),
+                        help="training.compile for the pipeline rows")  # fmt: skip
     parser.add_argument("--quick", action="store_true", help="a short CPU run: 2 steps, 1 repeat")
     parser.add_argument("--packed-worker", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--worker-id", type=int, default=0, help=argparse.SUPPRESS)
