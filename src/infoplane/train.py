@@ -66,6 +66,8 @@ class Trainer:
         self.deterministic = runtime.resolve_deterministic(self.training["deterministic"], device)
         self.precision = runtime.resolve_precision(self.training["precision"], device)
         runtime.make_deterministic(device, self.deterministic)
+        log.info("training on %s: precision %s, deterministic %s, compile %s", device.type, self.precision,
+                 self.deterministic, self.training["compile"])  # fmt: skip
         runtime.seed_everything(run.seed)
 
         # the data stage downloaded it if allowed: no two training jobs download at once
