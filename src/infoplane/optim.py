@@ -35,7 +35,9 @@ def adam(params: Iterable[torch.nn.Parameter], training: Mapping) -> torch.optim
 @OPTIMIZERS.register("adamw")
 def adamw(params: Iterable[torch.nn.Parameter], training: Mapping) -> torch.optim.Optimizer:
     params = list(params)
-    return torch.optim.AdamW(params, lr=training["lr"], weight_decay=training["weight_decay"], **fused(params, training))
+    return torch.optim.AdamW(
+        params, lr=training["lr"], weight_decay=training["weight_decay"], **fused(params, training)
+    )
 
 
 @OPTIMIZERS.register("sgd")
