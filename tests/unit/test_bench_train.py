@@ -74,6 +74,8 @@ def test_cpu_run_prints_the_table_with_exact_flops(capsys):
     assert by["pipeline layerwise-ce"]["FLOP x e2e"] != pytest.approx(1.0)
     assert by["packed 2 x e2e"]["settings"] == "no CUDA"
     assert "peak unknown" in out and "| mlp | pipeline e2e |" in out
+    ratio = f"ratio summary mlp: pipeline e2e {by['pipeline e2e']['x tuned']:.2f} x tuned; slowest layer-wise "
+    assert f"{ratio}{by['pipeline layerwise-ce']['x e2e']:.2f} x e2e (layerwise-ce); packed 2 x e2e no CUDA" in out
     assert "fp32, deterministic on" in by["pipeline e2e"]["settings"]  # the CPU defaults
 
 

@@ -317,6 +317,26 @@ def format_table(printed: list[dict], peak: float | None) -> str:
     return "\n".join(lines)
 
 
+def summary(printed: list[dict]) -> list[str]:
+    """One line per architecture with the figures the targets name (the GPU check quotes it)."""
+    lines = []
+    for arch in dict.fromkeys(r["arch"] for r in printed):
+        mine = {r["run"]: r for r in printed if r["arch"] == arch}
+        parts = []
+        if "pipeline e2e" in mine:
+            parts.append(f"pipeline e2e {mine['pipeline e2e']['x tuned']:.2f} x tuned")
+        layerwise = [r for name, r in mine.items() if name.startswith("pipeline layerwise")]
+        if layerwise:
+            worst = min(layerwise, key=lambda r: r["x e2e"])
+            parts.append(f"slowest layer-wise {worst['x e2e']:.2f} x e2e ({worst['run'].split()[-1]})")
+        packed_row = next((r for name, r in mine.items() if name.startswith("packed")), None)
+        if packed_row is not None:
+            speed = packed_row["images/s"]
+            parts.append(f"{packed_row['run']} " + (f"{speed:,.0f} images/s" if speed == speed else packed_row["settings"]))
+        lines.append(f"ratio summary {arch}: " + "; ".join(parts))
+    return lines
+
+
 def main(argv: list[str] | None = None) -> list[dict]:
     parser = argparse.ArgumentParser(prog="python -m infoplane.bench.train", description=__doc__.split("\n\n")[0])
     parser.add_argument("--arch", default="resnet18,vgg11,lenet5", help="comma-separated: " + ", ".join(ARCH_DATA))
@@ -361,6 +381,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
         print(f"  {arch} done", file=sys.stderr, flush=True)
     printed = table(rows, peak)
     print(format_table(printed, peak))
+    for line in summary(printed):
+        print(line)
     print("targets (H200): pipeline e2e >= 0.95 x tuned; every layer-wise mode >= 0.8 x e2e; "
           "packed ResNet18 >= 45,000 images/s")  # fmt: skip
     return printed
