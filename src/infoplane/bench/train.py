@@ -332,7 +332,8 @@ def summary(printed: list[dict]) -> list[str]:
         packed_row = next((r for name, r in mine.items() if name.startswith("packed")), None)
         if packed_row is not None:
             speed = packed_row["images/s"]
-            parts.append(f"{packed_row['run']} " + (f"{speed:,.0f} images/s" if speed == speed else packed_row["settings"]))
+            figure = f"{speed:,.0f} images/s" if not math.isnan(speed) else packed_row["settings"]
+            parts.append(f"{packed_row['run']} {figure}")
         lines.append(f"ratio summary {arch}: " + "; ".join(parts))
     return lines
 
