@@ -363,6 +363,12 @@ class LayerWise(Mode):
         if self.view_maker is not None:  # from torch's global generator, which the trainer seeds per epoch
             self.view_maker.reseed(int(torch.randint(0, 2**62, (1,)).item()))
 
+    def train_heads(self) -> None:
+        """Heads back in training mode after an evaluation (`head_logits` sets eval); a flag
+        check per step instead of a walk over every head module (≈0.3 ms for ResNet18's)."""
+        if not self.heads.training:
+            self.heads.train()
+
     def views(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The augmented training batch: two views stacked for `supcon` (2B rows), one otherwise."""
         if self.loss == "supcon":
@@ -399,7 +405,7 @@ class LayerWise(Mode):
     def local_losses(self, x, y):
         batch = x.shape[0]
         h, y = self.views(x, y)
-        self.heads.train()
+        self.train_heads()
         out = {}
         for k, block in enumerate(self.model.blocks):
             h = block(h.detach())
@@ -511,8 +517,11 @@ class LayerWiseSequential(LayerWise):
         return list(self.model.blocks[: self.stage])
 
     def freeze_prefix(self) -> None:
+        """Frozen blocks in eval mode; the walk over their modules only where a block's flag says
+        something (e.g. the trainer's `model.train()`) turned it back on."""
         for block in self.frozen_blocks():
-            block.eval()
+            if block.training:
+                block.eval()
 
     def start_epoch(self, epoch):
         super().start_epoch(epoch)
@@ -525,7 +534,7 @@ class LayerWiseSequential(LayerWise):
         batch = x.shape[0]
         h, y = self.views(x, y)
         self.freeze_prefix()
-        self.heads.train()
+        self.train_heads()
         with torch.no_grad():
             for block in self.frozen_blocks():
                 h = block(h)
