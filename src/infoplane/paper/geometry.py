@@ -27,7 +27,8 @@ import pandas as pd
 from matplotlib.ticker import MaxNLocator
 
 from .common import GROUP, Inputs, block_quantity_label, compression_summary, mode_order, primary_settings
-from .figures import _epoch_norm, _layer_markers, _layers, _plane_panel, _seeds_text, evidence_means
+from .figure_data import _layers, _seeds_text, evidence_means
+from .figures import _epoch_norm, _layer_markers, _plane_panel
 from .render import Display, Section
 from .style import EPOCH_CMAP, depth_colors, save
 from .style import wrap as _wrap
