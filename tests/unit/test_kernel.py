@@ -29,7 +29,8 @@ KERNEL_PAIRS = [
 
 def test_registries_name_the_options():
     # the kernel family here; the mutual-information estimators register in the same registry
-    assert ESTIMATORS.names() == ["binning", "cka", "cka_unbiased", "kde", "nocco", "nocco_normalized", "renyi"]
+    assert ESTIMATORS.names() == ["binning", "cka", "cka_minibatch", "cka_unbiased", "kde", "nocco", "nocco_normalized",
+                                  "renyi"]
     assert KERNELS.names() == ["gaussian", "linear", "onehot"]
     assert BANDWIDTHS.names() == ["fixed", "median", "median_scaled"]
     assert [BANDWIDTHS.meta(b)["uses_sigma"] for b in BANDWIDTHS.names()] == [True, False, True]

@@ -8,6 +8,7 @@ Modules, one job each (imports run downwards only):
   - ``engine``: ``measure_snapshot`` and the table frame (``FRAME_COLUMNS``);
   - ``kernel``: the kernels, the ridge and the kernel family (nocco, nocco_normalized, cka,
     cka_unbiased), the pair API ``nhsic`` and ``gram``;
+  - ``minibatch``: minibatch CKA (``cka_minibatch``, ``minibatch_cka``) for large evaluation sets;
   - ``mutual_information``: what the MI family shares; ``renyi``, ``kde``, ``binning``: its estimators.
 Importing the package registers every estimator. Formulas and sources: docs/measurement.md,
 docs/estimators.md.
@@ -22,6 +23,7 @@ from .geometry import BANDWIDTHS, KERNELS, Geometry, resolve_device, squared_dis
 from .kde import KDEEstimator
 from .kernel import (Cka, CkaUnbiased, KernelEstimator, KernelStack, Nocco, NoccoNormalized, gram, nhsic,
                      ridge_matrix)
+from .minibatch import CkaMinibatch, minibatch_cka
 from .null import Permutations
 from .renyi import RenyiEstimator, matrix_renyi_entropy
 
@@ -30,7 +32,8 @@ MI_ESTIMATORS: dict[str, type] = {c.name: c for c in (RenyiEstimator, KDEEstimat
 
 __all__ = [
     "BANDWIDTHS", "ESTIMATORS", "FRAME_COLUMNS", "KERNELS", "MI_ESTIMATORS", "SETTING_KEYS", "BinningEstimator",
-    "Cka", "CkaUnbiased", "Geometry", "KDEEstimator", "KernelEstimator", "KernelStack", "Nocco", "NoccoNormalized",
-    "Permutations", "RenyiEstimator", "Scores", "binning_range_max", "expand_settings", "gram", "matrix_renyi_entropy",
-    "measure_snapshot", "nhsic", "normalize_setting", "resolve_device", "ridge_matrix", "squared_distances",
+    "Cka", "CkaMinibatch", "CkaUnbiased", "Geometry", "KDEEstimator", "KernelEstimator", "KernelStack", "Nocco",
+    "NoccoNormalized", "Permutations", "RenyiEstimator", "Scores", "binning_range_max", "expand_settings", "gram",
+    "matrix_renyi_entropy", "measure_snapshot", "minibatch_cka", "nhsic", "normalize_setting", "resolve_device",
+    "ridge_matrix", "squared_distances",
 ]
