@@ -32,3 +32,7 @@ def test_benchmark_quick_smoke_run():
     mi_rows = [line for line in lines if line.startswith(("| renyi |", "| kde |", "| binning |"))]
     assert len(mi_rows) == 3 * 2  # each MI estimator without and with the null
     assert all(float(r.split("|")[-2]) > 0 for r in mi_rows)
+    renyi_rows = [line for line in lines if line.startswith(("| 1.01 | 2 x 64 |", "| 2 | 2 x 64 |"))]
+    assert len(renyi_rows) == 2 and all(float(r.split("|")[6]) > 1 for r in renyi_rows)  # the null costs more
+    minibatch = next(line for line in lines if line.startswith("| 2000 | 256 | 200 | 10 |"))
+    assert float(minibatch.split("|")[7]) > 0 and -1 < float(minibatch.split("|")[9]) <= 1  # ratio, CKA_mb

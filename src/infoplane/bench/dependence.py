@@ -19,6 +19,12 @@ best of repeats, so a shared machine's load hits numerator and denominator alike
 4. the ways of forming R = K~(K~ + eps m I)^-1: I - eps m C^-1 from the Cholesky factor (the engine's),
    the Cholesky solve with m right-hand sides, the symmetric eigendecomposition.
 5. how far a float32 GEMM moves nocco against a float64 GEMM on three kinds of data.
+6. Renyi's null against its values: one layer's ``score`` with P = 0 and P = 32 at alpha = 1.01 and
+   alpha = 2 (closed form), and their ratio (target <= 3).
+7. minibatch CKA: ``minibatch_cka`` on n = 10,000, d = 3,072 in minibatches of 1,000 against the
+   minibatch Gram GEMMs it needs, with its peak memory.
+8. one dependence job per registered estimator: the default config's snapshot epochs of one run on
+   LeNet5-shaped layers, each estimator at its default settings (not with ``--quick``).
 Clock: on the CPU, the process CPU time of each call (``time.process_time``; with one torch thread
 it is the compute time even when a shared machine deschedules the process, where wall time is
 not); on CUDA, wall time with synchronization. Peak memory: CPU, the resident-set high-water mark
@@ -363,6 +369,95 @@ def mi_table(cases, device: torch.device, repeat_seconds: float, permutations=(0
                 print(f"| {name} | {batches} | {m} | {d} | {count} | {prepare_s:.3g} | {score_s:.3g} |", flush=True)
 
 
+def renyi_null_table(device: torch.device, repeat_seconds: float, permutations: int = 32,
+                     shape=(7, 128, 784, 1176)) -> None:
+    """Renyi on one layer (B x m, X of d_x, a float16 layer of d_z), alpha = 1.01 and 2: score seconds
+    without and with the null, and their ratio (target: <= 3)."""
+    from infoplane.estimators import RenyiEstimator
+
+    batches, m, d_x, d_z = shape
+    gen = torch.Generator().manual_seed(5)
+    x = torch.randn(batches, m, d_x, generator=gen).to(device)
+    z = torch.relu(torch.randn(batches, m, d_z, generator=gen)).half().to(device)
+    y = torch.randint(0, 10, (batches, m), generator=gen).to(device)
+    perms = torch.rand(batches, permutations, m, generator=gen).argsort(dim=-1).to(device)
+    print("| alpha | B x m | d_x, d_z | score_s (P=0) | score_s (P=" + str(permutations) + ") | null/values | "
+          "target |")
+    print("|---:|---:|---:|---:|---:|---:|---:|")
+    est = RenyiEstimator()
+    for alpha in (1.01, 2.0):
+        setting = {"alpha": alpha}
+        refs = (est.prepare(x, "x", setting), est.prepare(y, "y", setting))
+        t = best_times({"plain": lambda: est.score(*refs, z, setting, None),
+                        "null": lambda: est.score(*refs, z, setting, perms)}, device, repeat_seconds)
+        print(f"| {alpha:g} | {batches} x {m} | {d_x}, {d_z} | {_fmt(t['plain'])} | {_fmt(t['null'])} | "
+              f"{t['null'] / t['plain']:.2f} | <= 3 |", flush=True)
+
+
+def minibatch_table(n: int, d: int, batch: int, device: torch.device, repeat_seconds: float) -> None:
+    """``minibatch_cka`` (linear kernels) of two (n, d) float32 matrices in minibatches of ``batch``:
+    seconds, the GEMMs it needs (both sides' minibatch Grams, float64 as the linear kernel forms
+    them), their ratio and the peak memory it adds."""
+    from infoplane.estimators import minibatch_cka
+
+    gen = torch.Generator().manual_seed(6)
+    x = torch.randn(n, d, generator=gen)
+    z = (torch.tanh(x @ torch.randn(d, 64, generator=gen) / math.sqrt(d)) @ torch.randn(64, d, generator=gen)
+         + torch.randn(n, d, generator=gen))
+    x, z = x.to(device), z.to(device)
+    k = n // batch
+
+    def gemms():
+        for t in (x, z):
+            for i in range(k):
+                f = t[i * batch:(i + 1) * batch].double()
+                f @ f.T
+
+    def run():
+        return minibatch_cka(x, z, batch_size=batch)
+
+    value, peak = peak_memory(run, device)
+    t = best_times({"gemm": gemms, "mb": run}, device, repeat_seconds, max_repeats=3)
+    print("| n | d | b | k | gemm_s | minibatch_cka_s | ratio | peak_MiB | CKA_mb | full n x n Gram (MiB) |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print(f"| {n} | {d} | {batch} | {k} | {_fmt(t['gemm'])} | {_fmt(t['mb'])} | {t['mb'] / t['gemm']:.2f} | "
+          f"{_fmt(peak, 4)} | {value:.4f} | {n * n * 8 / 2**20:.0f} |", flush=True)
+
+
+def sweep_table(device: torch.device, arch: str = "lenet5 (28 px)") -> None:
+    """Seconds of one dependence job (every snapshot epoch of one run of the default config, the
+    paper protocol's eval set and batches) per registered estimator at its default settings; one
+    run each, import excluded. The default sweep's estimators are marked."""
+    from infoplane import config, dependence
+
+    defaults = config.load()
+    section = defaults["dependence"]
+    epochs = config.snapshot_epochs(defaults)
+    n, batch, permutations = defaults["snapshots"]["eval_size"], section["batch_size"], section["permutations"]
+    x_shape, layer_shapes = ARCHS[arch]
+    gen = torch.Generator().manual_seed(7)
+    x = torch.randn(n, *x_shape, generator=gen).to(device)
+    y = torch.randint(0, 10, (n,), generator=gen).to(device)
+    snapshots = [{ln: torch.relu(torch.randn(n, *shape, generator=gen)).half().to(device)
+                  for ln, shape in layer_shapes} for _ in epochs]
+    print(f"{arch}, {len(epochs)} snapshots (epochs {', '.join(map(str, epochs))}), {n} samples in batches of "
+          f"{batch}, P = {permutations}\n")
+    print("| estimator | in the default sweep | settings | job_s | per snapshot_s |")
+    print("|---|---|---:|---:|---:|")
+    now = clock(device)
+    for name in ESTIMATORS.names():
+        settings = dependence.settings({**section, "estimators": [name]})
+        _sync(device)
+        start = now()
+        for layers in snapshots:
+            measure_snapshot(x, y, layers, settings, batch_size=batch, permutations=permutations, seed=0,
+                             num_classes=10, device=device)
+        _sync(device)
+        elapsed = now() - start
+        print(f"| {name} | {'yes' if name in section['estimators'] else 'no'} | {len(settings)} | "
+              f"{_fmt(elapsed)} | {_fmt(elapsed / len(epochs))} |", flush=True)
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="tiny sizes, for a smoke run in seconds")
@@ -375,7 +470,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--repeat-seconds", type=float, default=2.0)
     p.add_argument("--naive-max-gib", type=float, default=4.0, help="largest m*m*d float32 tensor to try")
     p.add_argument("--max-gib", type=float, default=4.0, help="largest X + Z input pair to try")
-    p.add_argument("--skip", default="", help="comma-separated tables to skip: pair,cka,protocol,mi,ridge,precision")
+    p.add_argument("--skip", default="",
+                   help="comma-separated tables to skip: pair,cka,protocol,renyi,minibatch,sweep,mi,ridge,precision")
     args = p.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",")]
     dims = [int(s) for s in args.dims.split(",")]
@@ -404,6 +500,16 @@ def main(argv: list[str] | None = None) -> None:
         print(f"\n## The paper protocol: {samples} samples in batches of {batch}, nocco, float16 activations\n",
               flush=True)
         protocol_table(archs, samples, batch, args.permutations, device, args.repeat_seconds)
+    if "renyi" not in skip:
+        print(f"\n## The Renyi null against its values (one layer, P = {args.permutations})\n", flush=True)
+        renyi_null_table(device, args.repeat_seconds, args.permutations,
+                         (2, 64, 256, 128) if args.quick else (7, 128, 784, 1176))
+    if "minibatch" not in skip:
+        print("\n## Minibatch CKA (linear kernels, float32 inputs)\n", flush=True)
+        minibatch_table(*((2000, 256, 200) if args.quick else (10000, 3072, 1000)), device, args.repeat_seconds)
+    if "sweep" not in skip and not args.quick:
+        print("\n## One dependence job per estimator (default settings)\n", flush=True)
+        sweep_table(device)
     if "mi" not in skip:
         print("\n## Mutual-information estimators (default settings; float16 layer; prepare = X and Y "
               "references, score = one layer with its null)\n", flush=True)
