@@ -445,7 +445,8 @@ def test_expand_settings_linear_kernels_drop_bandwidth_and_sigma():
 
 @pytest.mark.parametrize("section,error,match", [
     ({"estimators": []}, ValueError, "non-empty list"),
-    ({"estimators": ["mine"]}, KeyError, "unknown estimator 'mine'; allowed: binning, cka, cka_unbiased, kde, nocco"),
+    ({"estimators": ["mine"]}, KeyError,
+     "unknown estimator 'mine'; allowed: binning, cka, cka_minibatch, cka_unbiased, kde, nocco"),
     ({**PAPER, "estimators": ["nocco"], "sigma": [5.0, -1.0]}, ValueError, "sigma must be a positive number, got -1.0"),
     ({**PAPER, "estimators": ["nocco"], "epsilon": []}, ValueError, "epsilon is an empty list"),
     ({**PAPER, "estimators": ["nocco"], "bandwidth": "silverman"}, ValueError,

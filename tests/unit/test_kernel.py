@@ -292,7 +292,8 @@ def test_bad_input_raises_clear_errors():
         nhsic(a, inf_b)
     with pytest.raises(ValueError, match="same samples"):
         nhsic(a, b[:7])
-    with pytest.raises(KeyError, match="allowed: binning, cka, cka_unbiased, kde, nocco, nocco_normalized, renyi"):
+    with pytest.raises(KeyError, match="allowed: binning, cka, cka_minibatch, cka_unbiased, kde, nocco, "
+                                       "nocco_normalized, renyi"):
         nhsic(a, b, estimator="mi")
     with pytest.raises(KeyError, match="allowed: gaussian, linear, onehot"):
         nhsic(a, b, kernel_a="rbf")
