@@ -23,8 +23,9 @@ best of repeats, so a shared machine's load hits numerator and denominator alike
    alpha = 2 (closed form), and their ratio (target <= 3).
 7. minibatch CKA: ``minibatch_cka`` on n = 10,000, d = 3,072 in minibatches of 1,000 against the
    minibatch Gram GEMMs it needs, with its peak memory.
-8. one dependence job per registered estimator: the default config's snapshot epochs of one run on
-   LeNet5-shaped layers, each estimator at its default settings (not with ``--quick``).
+8. one dependence job per registered estimator: the snapshot epochs of one run of ``--config``
+   (config.yaml: the default sweep) on LeNet5-shaped layers, each estimator at the config's
+   settings (not with ``--quick``).
 Clock: on the CPU, the process CPU time of each call (``time.process_time``; with one torch thread
 it is the compute time even when a shared machine deschedules the process, where wall time is
 not); on CUDA, wall time with synchronization. Peak memory: CPU, the resident-set high-water mark
@@ -424,13 +425,13 @@ def minibatch_table(n: int, d: int, batch: int, device: torch.device, repeat_sec
           f"{_fmt(peak, 4)} | {value:.4f} | {n * n * 8 / 2**20:.0f} |", flush=True)
 
 
-def sweep_table(device: torch.device, arch: str = "lenet5 (28 px)") -> None:
-    """Seconds of one dependence job (every snapshot epoch of one run of the default config, the
-    paper protocol's eval set and batches) per registered estimator at its default settings; one
-    run each, import excluded. The default sweep's estimators are marked."""
+def sweep_table(device: torch.device, config_path: str | None, arch: str = "lenet5 (28 px)") -> None:
+    """Seconds of one dependence job (every snapshot epoch of one run of the config: its eval set,
+    batches and permutations) per registered estimator at the config's settings; one run each,
+    import excluded. The config's own estimators (the default sweep for config.yaml) are marked."""
     from infoplane import config, dependence
 
-    defaults = config.load()
+    defaults = config.load(config_path if config_path and os.path.exists(config_path) else None)
     section = defaults["dependence"]
     epochs = config.snapshot_epochs(defaults)
     n, batch, permutations = defaults["snapshots"]["eval_size"], section["batch_size"], section["permutations"]
@@ -440,9 +441,10 @@ def sweep_table(device: torch.device, arch: str = "lenet5 (28 px)") -> None:
     y = torch.randint(0, 10, (n,), generator=gen).to(device)
     snapshots = [{ln: torch.relu(torch.randn(n, *shape, generator=gen)).half().to(device)
                   for ln, shape in layer_shapes} for _ in epochs]
-    print(f"{arch}, {len(epochs)} snapshots (epochs {', '.join(map(str, epochs))}), {n} samples in batches of "
+    print(f"config {config_path if config_path and os.path.exists(config_path) else '(the schema defaults)'}: "
+          f"{arch}, {len(epochs)} snapshots (epochs {', '.join(map(str, epochs))}), {n} samples in batches of "
           f"{batch}, P = {permutations}\n")
-    print("| estimator | in the default sweep | settings | job_s | per snapshot_s |")
+    print("| estimator | in the config's sweep | settings | job_s | per snapshot_s |")
     print("|---|---|---:|---:|---:|")
     now = clock(device)
     for name in ESTIMATORS.names():
@@ -470,6 +472,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--repeat-seconds", type=float, default=2.0)
     p.add_argument("--naive-max-gib", type=float, default=4.0, help="largest m*m*d float32 tensor to try")
     p.add_argument("--max-gib", type=float, default=4.0, help="largest X + Z input pair to try")
+    p.add_argument("--config", default="config.yaml",
+                   help="the config whose dependence job the sweep table times (default: config.yaml; the "
+                        "schema's defaults where that file does not exist)")
     p.add_argument("--skip", default="",
                    help="comma-separated tables to skip: pair,cka,protocol,renyi,minibatch,sweep,mi,ridge,precision")
     args = p.parse_args(argv)
@@ -509,7 +514,7 @@ def main(argv: list[str] | None = None) -> None:
         minibatch_table(*((2000, 256, 200) if args.quick else (10000, 3072, 1000)), device, args.repeat_seconds)
     if "sweep" not in skip and not args.quick:
         print("\n## One dependence job per estimator (default settings)\n", flush=True)
-        sweep_table(device)
+        sweep_table(device, args.config)
     if "mi" not in skip:
         print("\n## Mutual-information estimators (default settings; float16 layer; prepare = X and Y "
               "references, score = one layer with its null)\n", flush=True)
