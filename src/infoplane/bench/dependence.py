@@ -513,7 +513,7 @@ def main(argv: list[str] | None = None) -> None:
         print("\n## Minibatch CKA (linear kernels, float32 inputs)\n", flush=True)
         minibatch_table(*((2000, 256, 200) if args.quick else (10000, 3072, 1000)), device, args.repeat_seconds)
     if "sweep" not in skip and not args.quick:
-        print("\n## One dependence job per estimator (default settings)\n", flush=True)
+        print("\n## One dependence job per estimator (the config's settings)\n", flush=True)
         sweep_table(device, args.config)
     if "mi" not in skip:
         print("\n## Mutual-information estimators (default settings; float16 layer; prepare = X and Y "
