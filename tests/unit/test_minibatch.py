@@ -113,3 +113,11 @@ def test_pytorch_cka_minibatch_accumulation_agrees():
         xy, xx, yy = hsic(gx, gz)
         sums += [float(xy.reshape(-1)[0]), float(xx.reshape(-1)[0]), float(yy.reshape(-1)[0])]
     assert minibatch_cka(x, z, batch_size=30) == pytest.approx(sums[0] / np.sqrt(sums[1] * sums[2]), rel=1e-8)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_minibatch_cka_agrees_on_cuda_and_cpu():
+    x, z, _ = data(n=120)
+    cpu = minibatch_cka(x, z, batch_size=30)
+    gpu = minibatch_cka(torch.tensor(x).cuda(), torch.tensor(z).cuda(), batch_size=30)
+    assert gpu == pytest.approx(cpu, rel=1e-10)

@@ -588,3 +588,15 @@ def test_renyi_alpha_2_closed_form_equals_the_eigenvalue_path():
     want_x, want_y = loop_renyi_null(est, x, y, z, s, perms)
     np.testing.assert_allclose(got.null_xz.numpy(), want_x, rtol=1e-10, atol=0)
     np.testing.assert_allclose(got.null_yz.numpy(), want_y, rtol=1e-10, atol=0)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("alpha", [1.01, 2.0])
+def test_renyi_null_paths_agree_on_cuda_and_cpu(alpha):
+    x, y, z, perms = make_data(3, 40, d_z=5, classes=10, seed=4)
+    est, setting = RenyiEstimator(), {"alpha": alpha, "k": 5}
+    cpu = run(est, x, y, z, setting, perms)
+    gpu = run(est, x.cuda(), y.cuda(), z.cuda(), setting, perms.cuda())
+    for name in ("value_xz", "value_yz", "null_xz", "null_yz"):
+        np.testing.assert_allclose(getattr(gpu, name).cpu().numpy(), getattr(cpu, name).numpy(), rtol=1e-10,
+                                   atol=1e-12, err_msg=name)
