@@ -15,7 +15,7 @@ import torch
 from hsic_reference import ESTIMATOR_NAMES, ref_estimate, ref_gram, ref_median_distance
 
 from infoplane.estimators import (BANDWIDTHS, ESTIMATORS, FRAME_COLUMNS, KERNELS, SETTING_KEYS, Geometry, Permutations,
-                                  Scores, expand_settings, kernel, measure_snapshot, nhsic, normalize_setting, null)
+                                  ReferenceCache, Scores, expand_settings, kernel, measure_snapshot, nhsic, normalize_setting, null)
 
 
 PAPER = {"estimator": "nocco", "kernel_x": "gaussian", "kernel_y": "onehot", "kernel_z": "gaussian",
@@ -354,6 +354,49 @@ def test_x_and_y_preparations_are_built_once_per_batch_stack(monkeypatch):
     assert calls["onehot"] == ["y"]
     assert calls["ridge"] == 2 + 3  # X, Y, then one per layer (nocco and nocco_normalized share R)
     assert calls["prepare"] == ["x", "y"]  # shared by all four estimators
+
+
+def test_reference_cache_prepares_x_and_y_once_per_run_and_changes_nothing(monkeypatch):
+    """Snapshots of one run share a ReferenceCache: X's and Y's kernels are built on the first call
+    only, and every frame equals the uncached call's exactly (values, nulls, p-values)."""
+    built = []
+    for name in ("gaussian", "linear", "onehot"):
+        original = KERNELS.get(name)
+
+        def counted(geometry, _original=original, **kw):
+            built.append(geometry.name)
+            return _original(geometry, **kw)
+
+        monkeypatch.setitem(KERNELS._entries, name, counted)
+    x, y, z1, z2 = snapshot()
+    cache = ReferenceCache()
+    references_built = []
+    for epoch, layers in enumerate([[z1, z2], [z2 * 2, z1], [torch.tanh(z1)]]):
+        kw = dict(batch_size=24, permutations=6, seed=epoch, num_classes=3)
+        built.clear()
+        cached = measure_snapshot(x, y, layers, all_settings(), references=cache, **kw)
+        references_built.append(sorted(b for b in built if b in ("x", "y")))
+        pd.testing.assert_frame_equal(cached, measure_snapshot(x, y, layers, all_settings(), **kw))
+    # X: Gaussian with 3 bandwidth settings and linear; Y: onehot; on the first snapshot only
+    assert references_built == [["x"] * 4 + ["y"], [], []]
+
+
+def test_reference_cache_rebuilds_when_x_y_or_the_batches_change():
+    """A changed x (even in place), y or batch_size is a miss: the frame equals a fresh call's."""
+    x, y, z1, z2 = snapshot()
+    cache = ReferenceCache()
+    kw = dict(permutations=4, seed=1, num_classes=3)
+    first = measure_snapshot(x, y, [z1], [PAPER], batch_size=24, references=cache, **kw)
+    x.mul_(3.0)  # in place: the cache compares with its own copy
+    moved = measure_snapshot(x, y, [z1], [PAPER], batch_size=24, references=cache, **kw)
+    pd.testing.assert_frame_equal(moved, measure_snapshot(x, y, [z1], [PAPER], batch_size=24, **kw))
+    assert moved.value_xz.iloc[0] != pytest.approx(first.value_xz.iloc[0], rel=1e-6)
+    relabelled = (y + 1) % 3
+    other_y = measure_snapshot(x, relabelled, [z1], [PAPER], batch_size=24, references=cache, **kw)
+    pd.testing.assert_frame_equal(other_y, measure_snapshot(x, relabelled, [z1], [PAPER], batch_size=24, **kw))
+    other_m = measure_snapshot(x, relabelled, [z1], [PAPER], batch_size=16, references=cache, **kw)
+    pd.testing.assert_frame_equal(other_m, measure_snapshot(x, relabelled, [z1], [PAPER], batch_size=16, **kw))
+    assert other_m.n_batches.iloc[0] != other_y.n_batches.iloc[0]
 
 
 def test_sigma_grid_shares_one_distance_gemm_per_layer(monkeypatch):

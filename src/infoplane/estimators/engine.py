@@ -131,7 +131,7 @@ def _checked_data(x, y, names: list[str], zs: list, settings: list[dict], batch_
 
 
 class _References:
-    """X's and Y's prepared references, one per reference key for the whole call."""
+    """X's and Y's prepared references, one per reference key for the whole call (or run: ``ReferenceCache``)."""
 
     def __init__(self, x_geo: Geometry, y_geo: Geometry) -> None:
         self.geometry = {"x": x_geo, "y": y_geo}
@@ -145,6 +145,32 @@ class _References:
             data = geo if shares else (geo.data if role == "x" else geo.data[..., 0])
             self.cache[key] = est.prepare(data, role, setting)
         return self.cache[key]
+
+
+class ReferenceCache:
+    """X's and Y's prepared references kept across ``measure_snapshot`` calls on the same eval set.
+
+    The snapshots of one run are all measured against the same X and Y, so their Gram matrices,
+    kernels, ridge factors and packed null references need forming once per run, not once per
+    snapshot. Pass one instance to every call of a run (``references=``); it holds one entry, for the
+    last (x, y, batch_size, device, gram_dtype) seen, and is rebuilt when any of them changes: x and
+    y are compared by value with private copies (``torch.equal``), so changing them in place between
+    calls cannot return stale references."""
+
+    def __init__(self) -> None:
+        self._key: tuple | None = None
+        self._data: tuple[torch.Tensor, torch.Tensor] | None = None
+        self._refs: _References | None = None
+
+    def get(self, tx: torch.Tensor, ty: torch.Tensor, key: tuple, build) -> _References:
+        """The references of (tx, ty) under key, from the cache or from ``build()``."""
+        data = self._data
+        if (self._refs is None or key != self._key or data is None or data[0].shape != tx.shape
+                or data[0].dtype != tx.dtype or data[1].shape != ty.shape or data[1].dtype != ty.dtype
+                or not torch.equal(data[0], tx.to(data[0].device)) or not torch.equal(data[1], ty.to(data[1].device))):
+            self._refs = None  # free the previous entry before building the next
+            self._refs, self._key, self._data = build(), key, (tx.clone(), ty.clone())
+        return self._refs
 
 
 def _score_layer(z_geo: Geometry, settings: list[dict], estimators: list, refs: _References,
@@ -171,7 +197,8 @@ def _score_layer(z_geo: Geometry, settings: list[dict], estimators: list, refs: 
 def measure_snapshot(x, y, layers, settings: Sequence[Mapping], *, batch_size: int, permutations: int, seed: int,
                      num_classes: int | None = None, layer_names: Sequence[str] | None = None,
                      device: str | torch.device | None = "auto",
-                     gram_dtype: torch.dtype | None = None) -> pd.DataFrame:
+                     gram_dtype: torch.dtype | None = None,
+                     references: ReferenceCache | None = None) -> pd.DataFrame:
     """Every layer against X and Y under every setting, with its permutation null and diagnostics.
 
     ``x`` (n, ...) inputs, ``y`` (n,) integer labels, ``layers`` a list (names "0", "1", ... or
@@ -180,7 +207,8 @@ def measure_snapshot(x, y, layers, settings: Sequence[Mapping], *, batch_size: i
     partial batch dropped. ``permutations`` P >= 0 per batch (0: the null columns are NaN), drawn from
     ``seed``. ``gram_dtype`` overrides the GEMM dtype (tests of exactness). Returns one row per
     (layer, setting), layer-major, with ``FRAME_COLUMNS`` (then any columns of other estimators'
-    own setting keys and extras)."""
+    own setting keys and extras). ``references``: a ``ReferenceCache`` shared by the calls of one run
+    (X's and Y's references prepared once for all of them); None prepares them for this call."""
     names, zs = _layer_list(layers, layer_names)
     batch_size = _count(batch_size, "batch_size", 1)
     permutations = _count(permutations, "permutations", 0)
@@ -196,8 +224,12 @@ def measure_snapshot(x, y, layers, settings: Sequence[Mapping], *, batch_size: i
     def stack(t: torch.Tensor) -> torch.Tensor:
         return t[:batches * m].to(dev).reshape(batches, m, -1)
 
-    refs = _References(Geometry(stack(tx), "x", gram_dtype=gram_dtype),
-                       Geometry(stack(ty.long()), "y", gram_dtype=gram_dtype))
+    def build() -> _References:
+        return _References(Geometry(stack(tx), "x", gram_dtype=gram_dtype),
+                           Geometry(stack(ty.long()), "y", gram_dtype=gram_dtype))
+
+    key = (batch_size, str(dev), gram_dtype)
+    refs = build() if references is None else references.get(tx, ty, key, build)
     perms = Permutations.draw(batches, permutations, m, seed, dev) if permutations else None
     rows = []
     for li, (name, tz) in enumerate(zip(names, tzs)):
