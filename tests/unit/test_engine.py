@@ -317,12 +317,35 @@ def test_fixed_bandwidth_ratio_grows_with_activation_scale():
     assert b.bandwidth_ratio.iloc[1] == pytest.approx(a.bandwidth_ratio.iloc[1], rel=1e-9)
 
 
+@pytest.mark.parametrize("permutations", [0, 5])
+def test_the_layers_as_one_stack_equal_each_layer_alone(permutations, monkeypatch):
+    """A snapshot's layers scored as one LayerStack (different d, float16 and float64, every kernel
+    setting, the null by one gather index) equal each layer measured alone, to 1e-10 relative;
+    cka_minibatch (its denominator pools one layer's batches) stays per layer. With the null split
+    into several layer groups (a tiny NULL_CHUNK_ELEMENTS) the result is the same."""
+    x, y, z1, z2 = snapshot(dtype=torch.float64)
+    layers = {"a": z1.half(), "b": z2, "c": torch.tanh(x.reshape(len(x), -1)[:, :3])}
+    chosen = all_settings() + [setting(estimator="cka_minibatch", kernel_x="linear", kernel_z="linear",
+                                       bandwidth=None, sigma=None)]
+    kw = dict(batch_size=24, permutations=permutations, seed=3, num_classes=3)
+    together = measure_snapshot(x, y, layers, chosen, **kw)
+    alone = pd.concat([measure_snapshot(x, y, {n: z}, chosen, **kw).assign(layer=i)
+                       for i, (n, z) in enumerate(layers.items())], ignore_index=True)
+    numeric = [c for c in together.columns if pd.api.types.is_float_dtype(together[c])]
+    pd.testing.assert_frame_equal(together.drop(columns=numeric), alone.drop(columns=numeric))
+    np.testing.assert_allclose(together[numeric].to_numpy(), alone[numeric].to_numpy(), rtol=1e-10, atol=1e-13)
+    if permutations:
+        monkeypatch.setattr(null, "NULL_CHUNK_ELEMENTS", 24 * 300)  # one layer per gather group
+        grouped = measure_snapshot(x, y, layers, chosen, **kw)
+        np.testing.assert_allclose(grouped[numeric].to_numpy(), together[numeric].to_numpy(), rtol=1e-12, atol=1e-15)
+
+
 # --------------------------------------------------------------------------- caching
 
 
 def test_x_and_y_preparations_are_built_once_per_batch_stack(monkeypatch):
     """Three layers x (4 estimators, one kernel setting): the X and Y kernels, their R and their
-    preparation are built once for the whole stack of batches; each layer's kernel and R once."""
+    preparation are built once for the whole stack of batches; the layers' kernel and R once, as one stack."""
     calls = {"gaussian": [], "onehot": [], "ridge": 0, "prepare": []}
     for name in ("gaussian", "onehot"):
         original = KERNELS.get(name)
@@ -350,9 +373,9 @@ def test_x_and_y_preparations_are_built_once_per_batch_stack(monkeypatch):
     df = measure_snapshot(x, y, [x, x + 1, x * 3], [setting(estimator=e) for e in ESTIMATOR_NAMES],
                           batch_size=10, permutations=4, seed=0)
     assert len(df) == 12
-    assert calls["gaussian"] == ["x", "layer '0'", "layer '1'", "layer '2'"]
+    assert calls["gaussian"] == ["x", "layer '0', layer '1', layer '2'"]  # the layers as one LayerStack
     assert calls["onehot"] == ["y"]
-    assert calls["ridge"] == 2 + 3  # X, Y, then one per layer (nocco and nocco_normalized share R)
+    assert calls["ridge"] == 2 + 1  # X, Y, then the layers' stack (nocco and nocco_normalized share R)
     assert calls["prepare"] == ["x", "y"]  # shared by all four estimators
 
 
@@ -414,7 +437,7 @@ def test_sigma_grid_shares_one_distance_gemm_per_layer(monkeypatch):
                             "kernel_z": "gaussian", "sigma": [5.0, 1.0, 0.5], "bandwidth": ["fixed", "median"],
                             "epsilon": [1e-5, 1e-3]})
     measure_snapshot(x, y, [x[:, :20], x[:, 10:]], grid, batch_size=20, permutations=0, seed=0)
-    assert gemms == ["layer '0'", "x", "layer '1'"]  # diagnostics first, then X's kernels
+    assert gemms == ["layer '0'", "layer '1'", "x"]  # the layers' stack's diagnostics first, then X's kernels
     # the diagnostics in either order after the distances took the Gram over: still one GEMM
     gemms.clear()
     geometry = Geometry(torch.randn(2, 10, 30), "z")

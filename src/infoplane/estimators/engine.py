@@ -39,7 +39,7 @@ import pandas as pd
 import torch
 
 from .base import ESTIMATORS, SETTING_KEYS, Scores, normalize_setting, unit_of
-from .geometry import BANDWIDTHS, Geometry, as_tensor, check_labels, resolve_device, warn_low_precision_matmul
+from .geometry import BANDWIDTHS, Geometry, LayerStack, as_tensor, check_labels, resolve_device, warn_low_precision_matmul
 from .null import Permutations, p_values
 
 FRAME_COLUMNS = (
@@ -177,8 +177,8 @@ def _score_layer(z_geo: Geometry, settings: list[dict], estimators: list, refs: 
                  perms: Permutations | None) -> list[tuple[Scores, dict]]:
     """Every setting on one layer: the scores and the per-batch diagnostics of each."""
     diag = {"mean_sq_activation": z_geo.mean_sq_activation,
-            "median_distance": z_geo.median_distance / math.sqrt(z_geo.dim)}
-    nan = torch.full((z_geo.batches,), math.nan, dtype=torch.float64, device=z_geo.data.device)
+            "median_distance": z_geo.median_distance / z_geo.dims.sqrt()}
+    nan = torch.full((z_geo.batches,), math.nan, dtype=torch.float64, device=z_geo.device)
     out = []
     for setting, est in zip(settings, estimators):
         shares = getattr(est, "shares_geometry", False)
@@ -231,14 +231,38 @@ def measure_snapshot(x, y, layers, settings: Sequence[Mapping], *, batch_size: i
     key = (batch_size, str(dev), gram_dtype)
     refs = build() if references is None else references.get(tx, ty, key, build)
     perms = Permutations.draw(batches, permutations, m, seed, dev) if permutations else None
-    rows = []
+    stacked = [k for k, est in enumerate(estimators) if getattr(est, "stacks_layers", False)] if len(tzs) > 1 else []
+    alone = [k for k in range(len(settings)) if k not in stacked]
+    results: list[dict[int, tuple[Scores, dict]]] = [{} for _ in tzs]
+    if stacked:  # every layer at once: one LayerStack of (L B, m, m) after each layer's own GEMM
+        group = LayerStack([Geometry(stack(tz), f"layer {name!r}", gram_dtype=gram_dtype)
+                            for name, tz in zip(names, tzs)])
+        scored = _score_layer(group, [settings[k] for k in stacked], [estimators[k] for k in stacked], refs, perms)
+        for k, (scores, diag) in zip(stacked, scored):
+            for li in range(len(tzs)):
+                results[li][k] = _layer_part(scores, diag, li, batches)
+        del group, scored
     for li, (name, tz) in enumerate(zip(names, tzs)):
-        z_geo = Geometry(stack(tz), f"layer {name!r}", gram_dtype=gram_dtype)
-        for (scores, diag), setting, est in zip(_score_layer(z_geo, settings, estimators, refs, perms),
-                                                settings, estimators):
-            rows.append(_Row(li, name, setting, est, scores, diag))
-        del z_geo
+        if alone:
+            z_geo = Geometry(stack(tz), f"layer {name!r}", gram_dtype=gram_dtype)
+            scored = _score_layer(z_geo, [settings[k] for k in alone], [estimators[k] for k in alone], refs, perms)
+            results[li].update(zip(alone, scored))
+            del z_geo
+    rows = [_Row(li, name, setting, est, *results[li][k])
+            for li, name in enumerate(names) for k, (setting, est) in enumerate(zip(settings, estimators))]
     return _frame(rows, batch_size=m, batches=batches, permutations=permutations, device=dev)
+
+
+def _layer_part(scores: Scores, diag: dict, layer: int, batches: int) -> tuple[Scores, dict]:
+    """Layer ``layer``'s batches (members layer B .. layer B + B - 1) of a LayerStack's scores."""
+    part = slice(layer * batches, (layer + 1) * batches)
+
+    def cut(t):
+        return None if t is None else t[part]
+
+    return (Scores(cut(scores.value_xz), cut(scores.value_yz), cut(scores.null_xz), cut(scores.null_yz),
+                   extra={k: cut(v) for k, v in scores.extra.items()}),
+            {k: cut(v) for k, v in diag.items()})
 
 
 # --------------------------------------------------------------------------- the frame

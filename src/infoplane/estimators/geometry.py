@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 import numbers
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING
 
@@ -125,6 +125,15 @@ class Geometry:
         self._sq_norm_sum: dict[torch.dtype, torch.Tensor] = {}
 
     @property
+    def device(self) -> torch.device:
+        return self.data.device
+
+    @cached_property
+    def dims(self) -> torch.Tensor:
+        """(B,) float64 the feature count d of each batch's samples (a ``LayerStack`` mixes several)."""
+        return torch.full((self.batches,), float(self.dim), dtype=torch.float64, device=self.device)
+
+    @property
     def distance_dtype(self) -> torch.dtype:
         """The GEMM dtype of the distances (Gaussian kernels and diagnostics)."""
         return self.gram_dtype or _gemm_dtype(self.data.dtype, self.m, self.dim)
@@ -187,7 +196,7 @@ class Geometry:
     @cached_property
     def _pair_values(self) -> torch.Tensor:
         """(B, m(m-1)/2) squared distances over the pairs i < j."""
-        iu = torch.triu_indices(self.m, self.m, offset=1, device=self.data.device)
+        iu = torch.triu_indices(self.m, self.m, offset=1, device=self.device)
         return self.sq_distances()[:, iu[0], iu[1]]
 
     @cached_property
@@ -254,6 +263,63 @@ class Geometry:
         return self._kernels[key]
 
 
+class LayerStack(Geometry):
+    """The ``Geometry`` of L layers with the same (B, m) as one (L B, m, m) stack, layer-major.
+
+    Every layer forms its own Gram matrix (its d and GEMM dtype are its own); what follows the GEMM
+    runs once on the stack: squared distances, medians, kernels, centering, the ridge factors, the
+    traces and the gathers of the null. Batch member l B + b is batch b of layer l. ``dims`` holds
+    each member's d (the fixed bandwidth rule and the diagnostics scale by it)."""
+
+    def __init__(self, layers: Sequence[Geometry]) -> None:
+        first = layers[0]
+        if any(g.batches != first.batches or g.m != first.m for g in layers):
+            raise ValueError("a LayerStack needs layers with the same batches and batch size")
+        self.layers = list(layers)
+        self.data = first.data[:0]  # device and dtype only: the stack has no single sample tensor
+        self.name = ", ".join(g.name for g in layers)
+        self.batches, self.m, self.dim = first.batches * len(layers), first.m, None
+        self.gram_dtype = first.gram_dtype
+        self._inner: dict[torch.dtype, torch.Tensor] = {}
+        self._sq_distances: dict[torch.dtype | None, torch.Tensor] = {}
+        self._kernels: dict[tuple, KernelStack] = {}
+
+    @cached_property
+    def dims(self) -> torch.Tensor:
+        return torch.cat([g.dims for g in self.layers])
+
+    @property
+    def distance_dtype(self) -> torch.dtype:
+        raise ValueError("a LayerStack's layers have their own distance dtypes")
+
+    @property
+    def labels(self) -> torch.Tensor:
+        return torch.cat([g.labels for g in self.layers])
+
+    def features(self, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+        raise ValueError("a LayerStack has no single feature tensor; use its layers' features")
+
+    def inner(self, dtype: torch.dtype) -> torch.Tensor:
+        if dtype not in self._inner:
+            self._inner[dtype] = torch.cat([g.inner(dtype) for g in self.layers])
+        return self._inner[dtype]
+
+    def sq_distances(self, dtype: torch.dtype | None = None) -> torch.Tensor:
+        """(L B, m, m): each layer's distances (at its own GEMM dtype unless ``dtype``), stacked; the
+        layers' own copies are dropped once stacked."""
+        if dtype not in self._sq_distances:
+            parts = []
+            for g in self.layers:
+                parts.append(g.sq_distances(dtype))
+                g._sq_distances.pop(dtype or g.distance_dtype, None)
+            self._sq_distances[dtype] = torch.cat(parts)
+        return self._sq_distances[dtype]
+
+    @cached_property
+    def mean_sq_activation(self) -> torch.Tensor:
+        return torch.cat([g.mean_sq_activation for g in self.layers])
+
+
 def kernel_key(kernel: str, sigma: float | None, bandwidth: str | None) -> tuple:
     """What a kernel depends on: (kernel,), plus (bandwidth, sigma where the rule uses it) for Gaussians."""
     if kernel != "gaussian":
@@ -267,7 +333,7 @@ def kernel_key(kernel: str, sigma: float | None, bandwidth: str | None) -> tuple
 @BANDWIDTHS.register("fixed", uses_sigma=True)
 def fixed_bandwidth(geometry: Geometry, sigma: float) -> torch.Tensor:
     """s^2 = sigma^2 d: exp(-D / (2 sigma^2 d)), the paper's rule."""
-    return torch.full((geometry.batches,), sigma**2 * geometry.dim, dtype=torch.float64, device=geometry.data.device)
+    return geometry.dims * sigma**2
 
 
 @BANDWIDTHS.register("median", uses_sigma=False)

@@ -34,6 +34,7 @@ class CkaMinibatch(CkaUnbiased):
     """CKA_mb: the batches' unbiased HSICs averaged before the ratio (module docstring)."""
 
     name = "cka_minibatch"
+    stacks_layers = False  # its denominator pools the batches of one layer
 
     def denominator(self, a: KernelStack, z: KernelStack, setting) -> torch.Tensor:
         """(B,) sqrt(mean_i HSIC_u(K_i, K_i) mean_i HSIC_u(L_i, L_i)), the same for every batch
