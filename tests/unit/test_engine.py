@@ -615,6 +615,8 @@ def test_bad_input_raises_clear_errors():
     bad[3, 1] = float("nan")
     with pytest.raises(ValueError, match="layer 'conv2' contains NaN"):
         measure_snapshot(x, y, {"conv1": x, "conv2": bad}, [PAPER], **kw)
+    with pytest.raises(ValueError, match="layer 'conv2' contains NaN"):  # one check for the layers' stack
+        measure_snapshot(x, y, {"conv1": x, "conv2": bad, "fc": x[:, :2]}, [setting(kernel_z="linear")], **kw)
     with pytest.raises(ValueError, match="^x contains NaN"):
         measure_snapshot(bad, y, [x], [PAPER], **kw)
     with pytest.raises(ValueError, match="layer '0' has 39 samples"):

@@ -123,6 +123,7 @@ class Geometry:
         self._sq_distances: dict[torch.dtype, torch.Tensor] = {}
         self._kernels: dict[tuple, KernelStack] = {}
         self._sq_norm_sum: dict[torch.dtype, torch.Tensor] = {}
+        self.deferred_checks: list | None = None
 
     @property
     def device(self) -> torch.device:
@@ -163,13 +164,16 @@ class Geometry:
     def inner(self, dtype: torch.dtype) -> torch.Tensor:
         """(B, m, m) float64 F F^T of the centered features from one batched GEMM in dtype.
 
-        NaN/Inf anywhere in a sample makes its squared norm non-finite: checked here (one sync)."""
+        NaN/Inf anywhere in a sample makes its squared norm non-finite: checked here (one sync), or,
+        in a ``LayerStack``, recorded in ``deferred_checks`` and checked once for all its layers."""
         if dtype not in self._inner:
             f, mean = self.features(dtype)
             g = torch.matmul(f, f.mT).to(torch.float64)
-            if not bool(torch.isfinite(g.diagonal(dim1=-2, dim2=-1)).all()):
-                raise ValueError(f"{self.name} contains NaN or Inf values (or values whose squares overflow "
-                                 f"{dtype}); the estimators need finite inputs")
+            finite = torch.isfinite(g.diagonal(dim1=-2, dim2=-1)).all()
+            if self.deferred_checks is not None:
+                self.deferred_checks.append((self, dtype, finite))
+            elif not bool(finite):
+                raise_not_finite(self.name, dtype)
             # sum_i ||a_i||^2 per batch = sum_i ||a_i - mu||^2 + m ||mu||^2, for mean_sq_activation
             self._sq_norm_sum[dtype] = g.diagonal(dim1=-2, dim2=-1).sum(-1) + self.m * mean.double().square().sum((-1, -2))
             self._inner[dtype] = g
@@ -263,6 +267,11 @@ class Geometry:
         return self._kernels[key]
 
 
+def raise_not_finite(name: str, dtype: torch.dtype) -> None:
+    raise ValueError(f"{name} contains NaN or Inf values (or values whose squares overflow "
+                     f"{dtype}); the estimators need finite inputs")
+
+
 class LayerStack(Geometry):
     """The ``Geometry`` of L layers with the same (B, m) as one (L B, m, m) stack, layer-major.
 
@@ -283,6 +292,18 @@ class LayerStack(Geometry):
         self._inner: dict[torch.dtype, torch.Tensor] = {}
         self._sq_distances: dict[torch.dtype | None, torch.Tensor] = {}
         self._kernels: dict[tuple, KernelStack] = {}
+        self.deferred_checks = []
+        for g in self.layers:  # their finite checks wait for the stack: one sync for all layers
+            g.deferred_checks = self.deferred_checks
+
+    def _check_finite(self) -> None:
+        """The layers' pending finite checks in one sync; the first failing layer named."""
+        if self.deferred_checks:
+            pending, self.deferred_checks[:] = list(self.deferred_checks), []
+            flags = torch.stack([finite for _, _, finite in pending])
+            if not bool(flags.all()):
+                g, dtype, _ = pending[int(flags.to(torch.uint8).argmin())]
+                raise_not_finite(g.name, dtype)
 
     @cached_property
     def dims(self) -> torch.Tensor:
@@ -302,6 +323,7 @@ class LayerStack(Geometry):
     def inner(self, dtype: torch.dtype) -> torch.Tensor:
         if dtype not in self._inner:
             self._inner[dtype] = torch.cat([g.inner(dtype) for g in self.layers])
+            self._check_finite()
         return self._inner[dtype]
 
     def sq_distances(self, dtype: torch.dtype | None = None) -> torch.Tensor:
@@ -312,12 +334,15 @@ class LayerStack(Geometry):
             for g in self.layers:
                 parts.append(g.sq_distances(dtype))
                 g._sq_distances.pop(dtype or g.distance_dtype, None)
+            self._check_finite()
             self._sq_distances[dtype] = torch.cat(parts)
         return self._sq_distances[dtype]
 
     @cached_property
     def mean_sq_activation(self) -> torch.Tensor:
-        return torch.cat([g.mean_sq_activation for g in self.layers])
+        out = torch.cat([g.mean_sq_activation for g in self.layers])
+        self._check_finite()
+        return out
 
 
 def kernel_key(kernel: str, sigma: float | None, bandwidth: str | None) -> tuple:
