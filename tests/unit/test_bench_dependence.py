@@ -27,6 +27,7 @@ def test_benchmark_quick_smoke_run():
         assert float(cka_row.split("|")[-2]) < 1e-12  # the two unbiased CKAs agree
     protocol = next(line for line in lines if line.startswith("| lenet5 (28 px) | 200 | 3 x 64 | 5 |"))
     assert protocol.split("|")[9].strip().endswith("%")  # what the null adds
+    assert protocol.split("|")[15].strip().endswith("%")  # what the null adds to a run's later snapshot
     # the ridge table: a time in the second cell, printed as 0.00254 or 5.16e-05
     assert sum(bool(re.match(r"\| (64|128) \| (?=[^|]*[.e])[0-9.e+-]+ \|", line)) for line in lines) == 2
     mi_rows = [line for line in lines if line.startswith(("| renyi |", "| kde |", "| binning |"))]

@@ -15,7 +15,10 @@ best of repeats, so a shared machine's load hits numerator and denominator alike
    Gaussian kernel (sigma = 5, fixed), one-hot labels, eps = 1e-5, on float16 activations with the
    layer shapes of LeNet5 on 28 px and ResNet18 on 32 px: ``measure_snapshot`` total time against
    the batched Gram GEMMs it needs (X and every layer, in the engine's GEMM dtype), the time with
-   32 permutations per batch and what the null adds, and the peak memory of a run.
+   32 permutations per batch and what the null adds, and the peak memory of a run; the same as a
+   run's snapshots after the first pay it (``run_s``: X's and Y's references kept in a
+   ``ReferenceCache``), against all those GEMMs and against the layers' GEMMs alone (``layer_gemm_s``:
+   what such a snapshot still needs).
 4. the ways of forming R = K~(K~ + eps m I)^-1: I - eps m C^-1 from the Cholesky factor (the engine's),
    the Cholesky solve with m right-hand sides, the symmetric eigendecomposition.
 5. how far a float32 GEMM moves nocco against a float64 GEMM on three kinds of data.
@@ -44,7 +47,8 @@ from collections.abc import Callable
 
 import torch
 
-from infoplane.estimators import ESTIMATORS, Geometry, KernelStack, measure_snapshot, nhsic, resolve_device, ridge_matrix
+from infoplane.estimators import (ESTIMATORS, Geometry, KernelStack, ReferenceCache, measure_snapshot, nhsic,
+                                  resolve_device, ridge_matrix)
 from infoplane.estimators.geometry import _gemm_dtype
 
 EPS = 1e-5
@@ -249,8 +253,9 @@ def cka_table(sizes, d, device, repeat_seconds) -> list[str]:
 
 def protocol_table(archs, n, batch_size, permutations, device, repeat_seconds) -> list[str]:
     lines = [f"| network | n | batches x m | layers | gemm_s | engine_s (P=0) | engine/gemm | engine_s (P={permutations}) "
-             "| null adds | peak_MiB (P=0) | peak_MiB (P=" + str(permutations) + ") |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             f"| null adds | run_s (P=0) | run/gemm | layer_gemm_s | run/layer_gemm | run_s (P={permutations}) "
+             "| run null adds | peak_MiB (P=0) | peak_MiB (P=" + str(permutations) + ") |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     _print(lines)
     gen = torch.Generator().manual_seed(4)
     for name, (x_shape, layer_shapes) in archs.items():
@@ -264,21 +269,26 @@ def protocol_table(archs, n, batch_size, permutations, device, repeat_seconds) -
             flat = t[:used].reshape(batches, batch_size, -1)
             stacks.append(flat.to(_gemm_dtype(t.dtype, batch_size, flat.shape[-1])))
 
-        def gemms():
-            for s in stacks:
+        def gemms(parts=stacks):
+            for s in parts:
                 torch.matmul(s, s.mT)
 
-        def run(p):
+        references = ReferenceCache()  # X's and Y's references kept, as for every snapshot of a run but the first
+
+        def run(p, cache=None):
             return measure_snapshot(x, y, layers, [PAPER], batch_size=batch_size, permutations=p, seed=0,
-                                    num_classes=10, device=device)
+                                    num_classes=10, device=device, references=cache)
 
         _, peak0 = peak_memory(lambda: run(0), device)
         _, peak_p = peak_memory(lambda: run(permutations), device)
-        t = best_times({"gemm": gemms, "plain": lambda: run(0), "null": lambda: run(permutations)}, device,
-                       repeat_seconds)
+        t = best_times({"gemm": gemms, "layer_gemm": lambda: gemms(stacks[1:]), "plain": lambda: run(0),
+                        "null": lambda: run(permutations), "run": lambda: run(0, references),
+                        "run_null": lambda: run(permutations, references)}, device, repeat_seconds)
         lines.append(f"| {name} | {n} | {batches} x {batch_size} | {len(layers)} | {_fmt(t['gemm'])} | "
                      f"{_fmt(t['plain'])} | {t['plain'] / t['gemm']:.2f} | {_fmt(t['null'])} | "
-                     f"{100 * (t['null'] / t['plain'] - 1):+.0f}% | {_fmt(peak0, 4)} | {_fmt(peak_p, 4)} |")
+                     f"{100 * (t['null'] / t['plain'] - 1):+.0f}% | {_fmt(t['run'])} | {t['run'] / t['gemm']:.2f} | "
+                     f"{_fmt(t['layer_gemm'])} | {t['run'] / t['layer_gemm']:.2f} | {_fmt(t['run_null'])} | "
+                     f"{100 * (t['run_null'] / t['run'] - 1):+.0f}% | {_fmt(peak0, 4)} | {_fmt(peak_p, 4)} |")
         print(lines[-1], flush=True)
         del x, y, layers, stacks
     return lines
