@@ -48,9 +48,10 @@ the factorization fails for a batch member (tiny eps), only that member gets R =
 eps m)) U^T from the symmetric eigendecomposition K~ = U diag(l) U^T, l clamped at 0. Traces of
 products of symmetric matrices are elementwise sums, tr(AB) = sum_ij A_ij B_ij.
 
-Host syncs: one per Gram stack (finite check from the Gram diagonal), one per factorization
-stack (which members need the eigh fallback), one for the median fallback of the median rules,
-and one when the frame is built; none per batch or per value. Everything runs on ``device``
+Host syncs: one per Gram stack (finite check from the Gram diagonal; one for all the layers of
+a ``LayerStack``), one per factorization stack (which members need the eigh fallback), one for
+the median fallback of the median rules, and one when the frame is built; none per batch or per
+value, and for the kernel estimators none per layer (they score a snapshot's layers as one stack). Everything runs on ``device``
 (``"auto"``: CUDA when available, else the CPU); no CUDA is assumed.
 
 The null of this family gathers Z's matrices by the permutations (``null.Permutations.dots``); the
