@@ -437,7 +437,8 @@ def minibatch_table(n: int, d: int, batch: int, device: torch.device, repeat_sec
 
 def sweep_table(device: torch.device, config_path: str | None, arch: str = "lenet5 (28 px)") -> None:
     """Seconds of one dependence job (every snapshot epoch of one run of the config: its eval set,
-    batches and permutations) per registered estimator at the config's settings; one run each,
+    batches and permutations) per registered estimator at the config's settings, X's and Y's
+    references kept across the snapshots as ``dependence.measure_run`` keeps them; one run each,
     import excluded. The config's own estimators (the default sweep for config.yaml) are marked."""
     from infoplane import config, dependence
 
@@ -461,9 +462,10 @@ def sweep_table(device: torch.device, config_path: str | None, arch: str = "lene
         settings = dependence.settings({**section, "estimators": [name]})
         _sync(device)
         start = now()
+        references = ReferenceCache()  # one per job, as dependence.measure_run keeps it
         for layers in snapshots:
             measure_snapshot(x, y, layers, settings, batch_size=batch, permutations=permutations, seed=0,
-                             num_classes=10, device=device)
+                             num_classes=10, device=device, references=references)
         _sync(device)
         elapsed = now() - start
         print(f"| {name} | {'yes' if name in section['estimators'] else 'no'} | {len(settings)} | "
