@@ -14,6 +14,7 @@ import pytest
 import torch
 from hsic_reference import ESTIMATOR_NAMES, ref_estimate, ref_gram, ref_median_distance
 
+import infoplane.estimators.engine as engine_module
 from infoplane.estimators import (BANDWIDTHS, ESTIMATORS, FRAME_COLUMNS, KERNELS, SETTING_KEYS, Geometry, Permutations,
                                   ReferenceCache, Scores, expand_settings, kernel, measure_snapshot, nhsic, normalize_setting, null)
 
@@ -317,12 +318,13 @@ def test_fixed_bandwidth_ratio_grows_with_activation_scale():
     assert b.bandwidth_ratio.iloc[1] == pytest.approx(a.bandwidth_ratio.iloc[1], rel=1e-9)
 
 
-@pytest.mark.parametrize("permutations", [0, 5])
-def test_the_layers_as_one_stack_equal_each_layer_alone(permutations, monkeypatch):
-    """A snapshot's layers scored as one LayerStack (different d, float16 and float64, every kernel
-    setting, the null by one gather index) equal each layer measured alone, to 1e-10 relative;
-    cka_minibatch (its denominator pools one layer's batches) stays per layer. With the null split
-    into several layer groups (a tiny NULL_CHUNK_ELEMENTS) the result is the same."""
+@pytest.mark.parametrize("permutations, per_stack", [(0, 3), (5, 3), (5, 2), (5, 1)])
+def test_the_layers_as_one_stack_equal_each_layer_alone(permutations, per_stack, monkeypatch):
+    """A snapshot's layers scored as LayerStacks of ``per_stack`` layers (different d, float16 and
+    float64, every kernel setting, the null by one gather index) equal each layer measured alone, to
+    1e-10 relative; cka_minibatch (its denominator pools one layer's batches) stays per layer. With
+    the null split into several layer groups (a tiny NULL_CHUNK_ELEMENTS) the result is the same."""
+    monkeypatch.setitem(engine_module.STACK_ELEMENTS, "cpu", per_stack * 3 * 24 * 24)  # B = 3 batches of 24
     x, y, z1, z2 = snapshot(dtype=torch.float64)
     layers = {"a": z1.half(), "b": z2, "c": torch.tanh(x.reshape(len(x), -1)[:, :3])}
     chosen = all_settings() + [setting(estimator="cka_minibatch", kernel_x="linear", kernel_z="linear",

@@ -53,6 +53,12 @@ FRAME_COLUMNS = (
 _STRING_COLUMNS = ("layer_name", "estimator", "kernel_x", "kernel_y", "kernel_z", "bandwidth", "unit")
 _INT_COLUMNS = ("layer", "batch_size", "n_samples", "n_batches", "permutations")
 _EXTRA_COLUMNS = ("ceiling_zz", "ceiling_xx", "ceiling_yy")
+#: Elements of one (L B, m, m) float64 matrix of a LayerStack, by device type. The CPU keeps a stack
+#: within 1 MiB (cache-sized; LeNet5's 7 x 128 batches: one layer at a time): stacking its 5 layers
+#: saved 3-8 % of a call in the best of repeats, but one-shot calls (a dependence job) were ~30 %
+#: slower with the 5x larger temporaries (shared 2-core machine). On a GPU, where a snapshot is
+#: bound by launches, a stack holds up to 2**25 elements (256 MiB per matrix).
+STACK_ELEMENTS = {"cpu": 1 << 17, "other": 1 << 25}
 _DIAGNOSTICS = ("mean_sq_activation", "median_distance", "bandwidth_ratio")
 
 
@@ -232,17 +238,19 @@ def measure_snapshot(x, y, layers, settings: Sequence[Mapping], *, batch_size: i
     key = (batch_size, str(dev), gram_dtype)
     refs = build() if references is None else references.get(tx, ty, key, build)
     perms = Permutations.draw(batches, permutations, m, seed, dev) if permutations else None
-    stacked = [k for k, est in enumerate(estimators) if getattr(est, "stacks_layers", False)] if len(tzs) > 1 else []
+    per_stack = layers_per_stack(dev, batches, m)
+    stacked = [k for k, est in enumerate(estimators) if getattr(est, "stacks_layers", False)] if per_stack > 1 else []
     alone = [k for k in range(len(settings)) if k not in stacked]
     results: list[dict[int, tuple[Scores, dict]]] = [{} for _ in tzs]
-    if stacked:  # every layer at once: one LayerStack of (L B, m, m) after each layer's own GEMM
-        group = LayerStack([Geometry(stack(tz), f"layer {name!r}", gram_dtype=gram_dtype)
-                            for name, tz in zip(names, tzs)])
+    for first in range(0, len(tzs) if stacked else 0, per_stack):  # layers in LayerStacks of (L B, m, m)
+        members = range(first, min(len(tzs), first + per_stack))
+        geometries = [Geometry(stack(tzs[li]), f"layer {names[li]!r}", gram_dtype=gram_dtype) for li in members]
+        group = LayerStack(geometries) if len(geometries) > 1 else geometries[0]
         scored = _score_layer(group, [settings[k] for k in stacked], [estimators[k] for k in stacked], refs, perms)
         for k, (scores, diag) in zip(stacked, scored):
-            for li in range(len(tzs)):
-                results[li][k] = _layer_part(scores, diag, li, batches)
-        del group, scored
+            for j, li in enumerate(members):
+                results[li][k] = _layer_part(scores, diag, j, batches)
+        del group, geometries, scored
     for li, (name, tz) in enumerate(zip(names, tzs)):
         if alone:
             z_geo = Geometry(stack(tz), f"layer {name!r}", gram_dtype=gram_dtype)
@@ -252,6 +260,11 @@ def measure_snapshot(x, y, layers, settings: Sequence[Mapping], *, batch_size: i
     rows = [_Row(li, name, setting, est, *results[li][k])
             for li, name in enumerate(names) for k, (setting, est) in enumerate(zip(settings, estimators))]
     return _frame(rows, batch_size=m, batches=batches, permutations=permutations, device=dev)
+
+
+def layers_per_stack(device: torch.device, batches: int, m: int) -> int:
+    """How many layers one LayerStack holds: its (L B, m, m) matrices within ``STACK_ELEMENTS``."""
+    return max(1, STACK_ELEMENTS.get(device.type, STACK_ELEMENTS["other"]) // (batches * m * m))
 
 
 def _layer_part(scores: Scores, diag: dict, layer: int, batches: int) -> tuple[Scores, dict]:
