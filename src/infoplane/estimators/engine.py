@@ -3,7 +3,9 @@ every estimator setting and builds the table frame (``FRAME_COLUMNS``).
 
 It cuts a snapshot's n samples into B = n // m consecutive batches of m (a trailing partial batch is
 dropped) and works on (B, m, ...) stacks: batched GEMMs, batched centering, batched Cholesky,
-batched traces; no Python loop over batches or samples. It returns one row per (layer, setting)
+batched traces; no Python loop over batches or samples. The kernel estimators score the layers
+together as ``LayerStack``s of (L B, m, m) (each layer's own Gram GEMM, everything after it once
+for the stack), within ``STACK_ELEMENTS`` per device type; the other estimators go layer by layer. It returns one row per (layer, setting)
 with the value (mean over batches) and its evidence:
   - the permutation null (``null``): the same estimator on (X, Z_pi) and (Y, Z_pi), Z's samples
     shuffled by P permutations per batch (drawn once per call from a CPU ``torch.Generator`` seeded

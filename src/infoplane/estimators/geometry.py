@@ -8,6 +8,7 @@ clamped at 0. The kernel family's Gaussian GEMM is float32 where it dominates th
 input not float64), else float64 (``_gemm_dtype``; ``gram_dtype`` overrides); the linear kernel's
 is float64; everything after the GEMM is float64. The MI family's ``squared_distances`` is always
 float64, in chunks bounded by ``STACK_BUDGET_ELEMENTS``. No m x m x d tensor is built.
+A ``LayerStack`` joins the geometries of several layers (same B and m) into one (L B, m, m) stack.
 """
 
 from __future__ import annotations
