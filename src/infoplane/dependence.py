@@ -58,10 +58,13 @@ def _run_max(snapshot_paths: Sequence[Path], eval_set: contracts.EvalSet) -> lis
 
 
 def measure_snapshot(eval_set: contracts.EvalSet, snapshot: contracts.Snapshot, section: Mapping,
-                     device: torch.device, run_max: Sequence[float] | None = None) -> pd.DataFrame:
-    """The dependence rows of one snapshot (all layers × estimator settings)."""
+                     device: torch.device, run_max: Sequence[float] | None = None,
+                     references: estimators.ReferenceCache | None = None) -> pd.DataFrame:
+    """The dependence rows of one snapshot (all layers × estimator settings); ``references`` keeps
+    X's and Y's prepared references across the snapshots of a run."""
     common = dict(batch_size=section["batch_size"], permutations=section["permutations"],
-                  seed=null_seed(snapshot.run, snapshot.epoch), num_classes=eval_set.num_classes, device=device)
+                  seed=null_seed(snapshot.run, snapshot.epoch), num_classes=eval_set.num_classes, device=device,
+                  references=references)
     chosen = settings(section)
     per_layer = [s for s in chosen if s.get("bin_range") == "run_max"]
     shared = [s for s in chosen if s.get("bin_range") != "run_max"]
@@ -89,6 +92,7 @@ def measure_run(eval_set_path: Path, snapshot_paths: Sequence[Path], section: Ma
     needs_run_max = any(s.get("bin_range") == "run_max" for s in settings(section))
     run_max = _run_max(snapshot_paths, eval_set) if needs_run_max else None
     snapshots = contracts.read_snapshots(snapshot_paths, eval_set)
-    frames = [measure_snapshot(eval_set, snap, section, device, run_max)
+    references = estimators.ReferenceCache()  # the eval set's X and Y are the same for every snapshot
+    frames = [measure_snapshot(eval_set, snap, section, device, run_max, references)
               for snap in tqdm(snapshots, desc="snapshots", mininterval=2.0, disable=False)]
     return contracts.DEPENDENCE.conform(pd.concat(frames, ignore_index=True))

@@ -27,8 +27,13 @@ def test_benchmark_quick_smoke_run():
         assert float(cka_row.split("|")[-2]) < 1e-12  # the two unbiased CKAs agree
     protocol = next(line for line in lines if line.startswith("| lenet5 (28 px) | 200 | 3 x 64 | 5 |"))
     assert protocol.split("|")[9].strip().endswith("%")  # what the null adds
+    assert protocol.split("|")[15].strip().endswith("%")  # what the null adds to a run's later snapshot
     # the ridge table: a time in the second cell, printed as 0.00254 or 5.16e-05
     assert sum(bool(re.match(r"\| (64|128) \| (?=[^|]*[.e])[0-9.e+-]+ \|", line)) for line in lines) == 2
     mi_rows = [line for line in lines if line.startswith(("| renyi |", "| kde |", "| binning |"))]
     assert len(mi_rows) == 3 * 2  # each MI estimator without and with the null
     assert all(float(r.split("|")[-2]) > 0 for r in mi_rows)
+    renyi_rows = [line for line in lines if line.startswith(("| 1.01 | 2 x 64 |", "| 2 | 2 x 64 |"))]
+    assert len(renyi_rows) == 2 and all(float(r.split("|")[6]) > 1 for r in renyi_rows)  # the null costs more
+    minibatch = next(line for line in lines if line.startswith("| 2000 | 256 | 200 | 10 |"))
+    assert float(minibatch.split("|")[7]) > 0 and -1 < float(minibatch.split("|")[9]) <= 1  # ratio, CKA_mb

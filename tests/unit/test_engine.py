@@ -14,8 +14,9 @@ import pytest
 import torch
 from hsic_reference import ESTIMATOR_NAMES, ref_estimate, ref_gram, ref_median_distance
 
+import infoplane.estimators.engine as engine_module
 from infoplane.estimators import (BANDWIDTHS, ESTIMATORS, FRAME_COLUMNS, KERNELS, SETTING_KEYS, Geometry, Permutations,
-                                  Scores, expand_settings, kernel, measure_snapshot, nhsic, normalize_setting, null)
+                                  ReferenceCache, Scores, expand_settings, kernel, measure_snapshot, nhsic, normalize_setting, null)
 from infoplane.estimators.settings import Settings, key
 
 
@@ -318,12 +319,36 @@ def test_fixed_bandwidth_ratio_grows_with_activation_scale():
     assert b.bandwidth_ratio.iloc[1] == pytest.approx(a.bandwidth_ratio.iloc[1], rel=1e-9)
 
 
+@pytest.mark.parametrize("permutations, per_stack", [(0, 3), (5, 3), (5, 2), (5, 1)])
+def test_the_layers_as_one_stack_equal_each_layer_alone(permutations, per_stack, monkeypatch):
+    """A snapshot's layers scored as LayerStacks of ``per_stack`` layers (different d, float16 and
+    float64, every kernel setting, the null by one gather index) equal each layer measured alone, to
+    1e-10 relative; cka_minibatch (its denominator pools one layer's batches) stays per layer. With
+    the null split into several layer groups (a tiny NULL_CHUNK_ELEMENTS) the result is the same."""
+    monkeypatch.setitem(engine_module.STACK_ELEMENTS, "cpu", per_stack * 3 * 24 * 24)  # B = 3 batches of 24
+    x, y, z1, z2 = snapshot(dtype=torch.float64)
+    layers = {"a": z1.half(), "b": z2, "c": torch.tanh(x.reshape(len(x), -1)[:, :3])}
+    chosen = all_settings() + [setting(estimator="cka_minibatch", kernel_x="linear", kernel_z="linear",
+                                       bandwidth=None, sigma=None)]
+    kw = dict(batch_size=24, permutations=permutations, seed=3, num_classes=3)
+    together = measure_snapshot(x, y, layers, chosen, **kw)
+    alone = pd.concat([measure_snapshot(x, y, {n: z}, chosen, **kw).assign(layer=i)
+                       for i, (n, z) in enumerate(layers.items())], ignore_index=True)
+    numeric = [c for c in together.columns if pd.api.types.is_float_dtype(together[c])]
+    pd.testing.assert_frame_equal(together.drop(columns=numeric), alone.drop(columns=numeric))
+    np.testing.assert_allclose(together[numeric].to_numpy(), alone[numeric].to_numpy(), rtol=1e-10, atol=1e-13)
+    if permutations:
+        monkeypatch.setattr(null, "NULL_CHUNK_ELEMENTS", 24 * 300)  # one layer per gather group
+        grouped = measure_snapshot(x, y, layers, chosen, **kw)
+        np.testing.assert_allclose(grouped[numeric].to_numpy(), together[numeric].to_numpy(), rtol=1e-12, atol=1e-15)
+
+
 # --------------------------------------------------------------------------- caching
 
 
 def test_x_and_y_preparations_are_built_once_per_batch_stack(monkeypatch):
     """Three layers x (4 estimators, one kernel setting): the X and Y kernels, their R and their
-    preparation are built once for the whole stack of batches; each layer's kernel and R once."""
+    preparation are built once for the whole stack of batches; the layers' kernel and R once, as one stack."""
     calls = {"gaussian": [], "onehot": [], "ridge": 0, "prepare": []}
     for name in ("gaussian", "onehot"):
         original = KERNELS.get(name)
@@ -351,10 +376,53 @@ def test_x_and_y_preparations_are_built_once_per_batch_stack(monkeypatch):
     df = measure_snapshot(x, y, [x, x + 1, x * 3], [setting(estimator=e) for e in ESTIMATOR_NAMES],
                           batch_size=10, permutations=4, seed=0)
     assert len(df) == 12
-    assert calls["gaussian"] == ["x", "layer '0'", "layer '1'", "layer '2'"]
+    assert calls["gaussian"] == ["x", "layer '0', layer '1', layer '2'"]  # the layers as one LayerStack
     assert calls["onehot"] == ["y"]
-    assert calls["ridge"] == 2 + 3  # X, Y, then one per layer (nocco and nocco_normalized share R)
+    assert calls["ridge"] == 2 + 1  # X, Y, then the layers' stack (nocco and nocco_normalized share R)
     assert calls["prepare"] == ["x", "y"]  # shared by all four estimators
+
+
+def test_reference_cache_prepares_x_and_y_once_per_run_and_changes_nothing(monkeypatch):
+    """Snapshots of one run share a ReferenceCache: X's and Y's kernels are built on the first call
+    only, and every frame equals the uncached call's exactly (values, nulls, p-values)."""
+    built = []
+    for name in ("gaussian", "linear", "onehot"):
+        original = KERNELS.get(name)
+
+        def counted(geometry, _original=original, **kw):
+            built.append(geometry.name)
+            return _original(geometry, **kw)
+
+        monkeypatch.setitem(KERNELS._entries, name, counted)
+    x, y, z1, z2 = snapshot()
+    cache = ReferenceCache()
+    references_built = []
+    for epoch, layers in enumerate([[z1, z2], [z2 * 2, z1], [torch.tanh(z1)]]):
+        kw = dict(batch_size=24, permutations=6, seed=epoch, num_classes=3)
+        built.clear()
+        cached = measure_snapshot(x, y, layers, all_settings(), references=cache, **kw)
+        references_built.append(sorted(b for b in built if b in ("x", "y")))
+        pd.testing.assert_frame_equal(cached, measure_snapshot(x, y, layers, all_settings(), **kw))
+    # X: Gaussian with 3 bandwidth settings and linear; Y: onehot; on the first snapshot only
+    assert references_built == [["x"] * 4 + ["y"], [], []]
+
+
+def test_reference_cache_rebuilds_when_x_y_or_the_batches_change():
+    """A changed x (even in place), y or batch_size is a miss: the frame equals a fresh call's."""
+    x, y, z1, z2 = snapshot()
+    cache = ReferenceCache()
+    kw = dict(permutations=4, seed=1, num_classes=3)
+    first = measure_snapshot(x, y, [z1], [PAPER], batch_size=24, references=cache, **kw)
+    x.mul_(3.0)  # in place: the cache compares with its own copy
+    moved = measure_snapshot(x, y, [z1], [PAPER], batch_size=24, references=cache, **kw)
+    pd.testing.assert_frame_equal(moved, measure_snapshot(x, y, [z1], [PAPER], batch_size=24, **kw))
+    assert moved.value_xz.iloc[0] != pytest.approx(first.value_xz.iloc[0], rel=1e-6)
+    relabelled = (y + 1) % 3
+    other_y = measure_snapshot(x, relabelled, [z1], [PAPER], batch_size=24, references=cache, **kw)
+    pd.testing.assert_frame_equal(other_y, measure_snapshot(x, relabelled, [z1], [PAPER], batch_size=24, **kw))
+    other_m = measure_snapshot(x, relabelled, [z1], [PAPER], batch_size=16, references=cache, **kw)
+    pd.testing.assert_frame_equal(other_m, measure_snapshot(x, relabelled, [z1], [PAPER], batch_size=16, **kw))
+    assert other_m.n_batches.iloc[0] != other_y.n_batches.iloc[0]
 
 
 def test_sigma_grid_shares_one_distance_gemm_per_layer(monkeypatch):
@@ -372,7 +440,7 @@ def test_sigma_grid_shares_one_distance_gemm_per_layer(monkeypatch):
                             "kernel_z": "gaussian", "sigma": [5.0, 1.0, 0.5], "bandwidth": ["fixed", "median"],
                             "epsilon": [1e-5, 1e-3]})
     measure_snapshot(x, y, [x[:, :20], x[:, 10:]], grid, batch_size=20, permutations=0, seed=0)
-    assert gemms == ["layer '0'", "x", "layer '1'"]  # diagnostics first, then X's kernels
+    assert gemms == ["layer '0'", "layer '1'", "x"]  # the layers' stack's diagnostics first, then X's kernels
     # the diagnostics in either order after the distances took the Gram over: still one GEMM
     gemms.clear()
     geometry = Geometry(torch.randn(2, 10, 30), "z")
@@ -448,7 +516,8 @@ def test_expand_settings_linear_kernels_drop_bandwidth_and_sigma():
 
 @pytest.mark.parametrize("section,error,match", [
     ({"estimators": []}, ValueError, "non-empty list"),
-    ({"estimators": ["mine"]}, KeyError, "unknown estimator 'mine'; allowed: binning, cka, cka_unbiased, kde, nocco"),
+    ({"estimators": ["mine"]}, KeyError,
+     "unknown estimator 'mine'; allowed: binning, cka, cka_minibatch, cka_unbiased, kde, nocco"),
     ({**PAPER, "estimators": ["nocco"], "sigma": [5.0, -1.0]}, ValueError, "sigma must be a positive number, got -1.0"),
     ({**PAPER, "estimators": ["nocco"], "epsilon": []}, ValueError, "epsilon is an empty list"),
     ({**PAPER, "estimators": ["nocco"], "bandwidth": "silverman"}, ValueError,
@@ -556,6 +625,8 @@ def test_bad_input_raises_clear_errors():
     bad[3, 1] = float("nan")
     with pytest.raises(ValueError, match="layer 'conv2' contains NaN"):
         measure_snapshot(x, y, {"conv1": x, "conv2": bad}, [PAPER], **kw)
+    with pytest.raises(ValueError, match="layer 'conv2' contains NaN"):  # one check for the layers' stack
+        measure_snapshot(x, y, {"conv1": x, "conv2": bad, "fc": x[:, :2]}, [setting(kernel_z="linear")], **kw)
     with pytest.raises(ValueError, match="^x contains NaN"):
         measure_snapshot(bad, y, [x], [PAPER], **kw)
     with pytest.raises(ValueError, match="layer '0' has 39 samples"):

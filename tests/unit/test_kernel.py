@@ -29,7 +29,8 @@ KERNEL_PAIRS = [
 
 def test_registries_name_the_options():
     # the kernel family here; the mutual-information estimators register in the same registry
-    assert ESTIMATORS.names() == ["binning", "cka", "cka_unbiased", "kde", "nocco", "nocco_normalized", "renyi"]
+    assert ESTIMATORS.names() == ["binning", "cka", "cka_minibatch", "cka_unbiased", "kde", "nocco", "nocco_normalized",
+                                  "renyi"]
     assert KERNELS.names() == ["gaussian", "linear", "onehot"]
     assert BANDWIDTHS.names() == ["fixed", "median", "median_scaled"]
     assert [BANDWIDTHS.meta(b)["uses_sigma"] for b in BANDWIDTHS.names()] == [True, False, True]
@@ -291,7 +292,8 @@ def test_bad_input_raises_clear_errors():
         nhsic(a, inf_b)
     with pytest.raises(ValueError, match="same samples"):
         nhsic(a, b[:7])
-    with pytest.raises(KeyError, match="allowed: binning, cka, cka_unbiased, kde, nocco, nocco_normalized, renyi"):
+    with pytest.raises(KeyError, match="allowed: binning, cka, cka_minibatch, cka_unbiased, kde, nocco, "
+                                       "nocco_normalized, renyi"):
         nhsic(a, b, estimator="mi")
     with pytest.raises(KeyError, match="allowed: gaussian, linear, onehot"):
         nhsic(a, b, kernel_a="rbf")

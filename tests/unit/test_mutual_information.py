@@ -520,3 +520,84 @@ def test_binning_range_max_is_the_run_maximum():
         binning_range_max([torch.tensor([-1.0, -0.5])])
     with pytest.raises(ValueError, match="no activations"):
         binning_range_max([])
+
+
+# --------------------------------------------------------------------------- the Renyi null's fast paths
+
+
+def loop_renyi_null(est, x, y, z, setting, perms) -> tuple[np.ndarray, np.ndarray]:
+    """The null one permutation at a time by the dense eigenvalue path: the joint matrices
+    A o A_Z[pi, pi] / tr built explicitly, S_alpha from a full eigvalsh of each (float64)."""
+    s = est.resolve_setting(setting)
+    rx, ry = est.prepare(x, "x", s), est.prepare(y, "y", s)
+    az, _ = est._gram(z, s)
+    hz = matrix_renyi_entropy(az, s["alpha"])
+    out = np.zeros((2, *perms.shape[:2]))
+    for b in range(perms.shape[0]):
+        for p in range(perms.shape[1]):
+            pi = perms[b, p]
+            azp = az[b][pi][:, pi]
+            for r, ref in enumerate((rx, ry)):
+                a = ref.tensors["gram"][b]
+                joint = a * azp
+                h_ref = matrix_renyi_entropy(a, s["alpha"])
+                out[r, b, p] = float(h_ref + hz[b] - matrix_renyi_entropy(joint / joint.trace(), s["alpha"]))
+    return out[0], out[1]
+
+
+@pytest.mark.parametrize("alpha", [1.01, 0.5, 2.0])
+@pytest.mark.parametrize("classes", [3, 10])
+def test_renyi_batched_null_equals_the_per_permutation_loop(alpha, classes):
+    # classes=10 in batches of 40: the class blocks are used for Y; 3 classes in 40: they are not
+    x, y, z, _ = make_data(3, 40, d_z=5, classes=classes, seed=classes)
+    y[0][y[0] == 1] = 0  # a class absent from one batch: its block is all padding there
+    perms = torch.argsort(torch.rand(3, 6, 40, generator=torch.Generator().manual_seed(1)), dim=-1)
+    from infoplane.estimators.renyi import class_blocks
+    assert (class_blocks(y) is not None) == (classes == 10)
+    est = RenyiEstimator()
+    setting = {"alpha": alpha, "k": 5}
+    got = run(est, x, y, z, setting, perms)
+    want_x, want_y = loop_renyi_null(est, x, y, z, setting, perms)
+    np.testing.assert_allclose(got.null_xz.numpy(), want_x, rtol=1e-10, atol=0)
+    np.testing.assert_allclose(got.null_yz.numpy(), want_y, rtol=1e-10, atol=0)
+    # the identity permutation's null is the value itself
+    identity = torch.arange(40).expand(3, 1, 40).contiguous()
+    same = run(est, x, y, z, setting, identity)
+    np.testing.assert_allclose(same.null_xz[:, 0].numpy(), same.value_xz.numpy(), rtol=1e-10, atol=0)
+    np.testing.assert_allclose(same.null_yz[:, 0].numpy(), same.value_yz.numpy(), rtol=1e-10, atol=0)
+
+
+def test_renyi_alpha_2_closed_form_equals_the_eigenvalue_path():
+    from infoplane.estimators.renyi import renyi2_entropy, renyi_entropy_from_eigenvalues
+    x, y, z, perms = make_data(2, 30, d_z=5, classes=4, seed=9)
+    est = RenyiEstimator()
+    s = est.resolve_setting({"alpha": 2.0, "k": 4})
+    az, _ = est._gram(z, s)
+    closed = renyi2_entropy(az)
+    eig = renyi_entropy_from_eigenvalues(torch.linalg.eigvalsh(az), 2.0)
+    np.testing.assert_allclose(closed.numpy(), eig.numpy(), rtol=1e-10, atol=0)
+    assert float((closed - matrix_renyi_entropy(az, 1.01)).abs().min()) > 1e-3  # alpha matters here
+    # the whole estimate (values and null) against the explicit eigenvalue path, batch by batch
+    got = run(est, x, y, z, s, perms)
+    rx, ry = est.prepare(x, "x", s), est.prepare(y, "y", s)
+    for b in range(2):
+        for ref, value in ((rx, got.value_xz), (ry, got.value_yz)):
+            joint = ref.tensors["gram"][b] * az[b]
+            want = (matrix_renyi_entropy(ref.tensors["gram"][b], 2.0) + matrix_renyi_entropy(az[b], 2.0)
+                    - matrix_renyi_entropy(joint / joint.trace(), 2.0))
+            assert float(value[b]) == pytest.approx(float(want), rel=1e-10)
+    want_x, want_y = loop_renyi_null(est, x, y, z, s, perms)
+    np.testing.assert_allclose(got.null_xz.numpy(), want_x, rtol=1e-10, atol=0)
+    np.testing.assert_allclose(got.null_yz.numpy(), want_y, rtol=1e-10, atol=0)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("alpha", [1.01, 2.0])
+def test_renyi_null_paths_agree_on_cuda_and_cpu(alpha):
+    x, y, z, perms = make_data(3, 40, d_z=5, classes=10, seed=4)
+    est, setting = RenyiEstimator(), {"alpha": alpha, "k": 5}
+    cpu = run(est, x, y, z, setting, perms)
+    gpu = run(est, x.cuda(), y.cuda(), z.cuda(), setting, perms.cuda())
+    for name in ("value_xz", "value_yz", "null_xz", "null_yz"):
+        np.testing.assert_allclose(getattr(gpu, name).cpu().numpy(), getattr(cpu, name).numpy(), rtol=1e-10,
+                                   atol=1e-12, err_msg=name)

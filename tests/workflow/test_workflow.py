@@ -290,7 +290,7 @@ def test_every_estimator_runs_through_the_workflow_on_the_same_snapshots(tmp_pat
     done = snakemake(tmp_path, write_config(tmp_path, config), "--cores", "2")
     assert done.returncode == 0, done.stderr[-4000:]
     table = contracts.DEPENDENCE.read(contracts.path("table", results(tmp_path), table="dependence"))
-    kernel = {"nocco", "nocco_normalized", "cka", "cka_unbiased"}
+    kernel = {"nocco", "nocco_normalized", "cka", "cka_unbiased", "cka_minibatch"}
     for name in estimators:
         rows = table[table["estimator"] == name]
         settings = 2 if name in kernel else 1  # the sigma grid multiplies the kernel estimators only

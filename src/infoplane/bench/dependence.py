@@ -15,10 +15,20 @@ best of repeats, so a shared machine's load hits numerator and denominator alike
    Gaussian kernel (sigma = 5, fixed), one-hot labels, eps = 1e-5, on float16 activations with the
    layer shapes of LeNet5 on 28 px and ResNet18 on 32 px: ``measure_snapshot`` total time against
    the batched Gram GEMMs it needs (X and every layer, in the engine's GEMM dtype), the time with
-   32 permutations per batch and what the null adds, and the peak memory of a run.
+   32 permutations per batch and what the null adds, and the peak memory of a run; the same as a
+   run's snapshots after the first pay it (``run_s``: X's and Y's references kept in a
+   ``ReferenceCache``), against all those GEMMs and against the layers' GEMMs alone (``layer_gemm_s``:
+   what such a snapshot still needs).
 4. the ways of forming R = K~(K~ + eps m I)^-1: I - eps m C^-1 from the Cholesky factor (the engine's),
    the Cholesky solve with m right-hand sides, the symmetric eigendecomposition.
 5. how far a float32 GEMM moves nocco against a float64 GEMM on three kinds of data.
+6. Renyi's null against its values: one layer's ``score`` with P = 0 and P = 32 at alpha = 1.01 and
+   alpha = 2 (closed form), and their ratio (target <= 3).
+7. minibatch CKA: ``minibatch_cka`` on n = 10,000, d = 3,072 in minibatches of 1,000 against the
+   minibatch Gram GEMMs it needs, with its peak memory.
+8. one dependence job per registered estimator: the snapshot epochs of one run of ``--config``
+   (config.yaml: the default sweep) on LeNet5-shaped layers, each estimator at the config's
+   settings (not with ``--quick``).
 Clock: on the CPU, the process CPU time of each call (``time.process_time``; with one torch thread
 it is the compute time even when a shared machine deschedules the process, where wall time is
 not); on CUDA, wall time with synchronization. Peak memory: CPU, the resident-set high-water mark
@@ -37,7 +47,8 @@ from collections.abc import Callable
 
 import torch
 
-from infoplane.estimators import ESTIMATORS, Geometry, KernelStack, measure_snapshot, nhsic, resolve_device, ridge_matrix
+from infoplane.estimators import (ESTIMATORS, Geometry, KernelStack, ReferenceCache, measure_snapshot, nhsic,
+                                  resolve_device, ridge_matrix)
 from infoplane.estimators.geometry import _gemm_dtype
 from infoplane.estimators.settings import SETTINGS
 
@@ -241,8 +252,9 @@ def cka_table(sizes, d, device, repeat_seconds) -> list[str]:
 
 def protocol_table(archs, n, batch_size, permutations, device, repeat_seconds) -> list[str]:
     lines = [f"| network | n | batches x m | layers | gemm_s | engine_s (P=0) | engine/gemm | engine_s (P={permutations}) "
-             "| null adds | peak_MiB (P=0) | peak_MiB (P=" + str(permutations) + ") |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             f"| null adds | run_s (P=0) | run/gemm | layer_gemm_s | run/layer_gemm | run_s (P={permutations}) "
+             "| run null adds | peak_MiB (P=0) | peak_MiB (P=" + str(permutations) + ") |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     _print(lines)
     gen = torch.Generator().manual_seed(4)
     for name, (x_shape, layer_shapes) in archs.items():
@@ -256,21 +268,26 @@ def protocol_table(archs, n, batch_size, permutations, device, repeat_seconds) -
             flat = t[:used].reshape(batches, batch_size, -1)
             stacks.append(flat.to(_gemm_dtype(t.dtype, batch_size, flat.shape[-1])))
 
-        def gemms():
-            for s in stacks:
+        def gemms(parts=stacks):
+            for s in parts:
                 torch.matmul(s, s.mT)
 
-        def run(p):
+        references = ReferenceCache()  # X's and Y's references kept, as for every snapshot of a run but the first
+
+        def run(p, cache=None):
             return measure_snapshot(x, y, layers, [PAPER], batch_size=batch_size, permutations=p, seed=0,
-                                    num_classes=10, device=device)
+                                    num_classes=10, device=device, references=cache)
 
         _, peak0 = peak_memory(lambda: run(0), device)
         _, peak_p = peak_memory(lambda: run(permutations), device)
-        t = best_times({"gemm": gemms, "plain": lambda: run(0), "null": lambda: run(permutations)}, device,
-                       repeat_seconds)
+        t = best_times({"gemm": gemms, "layer_gemm": lambda: gemms(stacks[1:]), "plain": lambda: run(0),
+                        "null": lambda: run(permutations), "run": lambda: run(0, references),
+                        "run_null": lambda: run(permutations, references)}, device, repeat_seconds)
         lines.append(f"| {name} | {n} | {batches} x {batch_size} | {len(layers)} | {_fmt(t['gemm'])} | "
                      f"{_fmt(t['plain'])} | {t['plain'] / t['gemm']:.2f} | {_fmt(t['null'])} | "
-                     f"{100 * (t['null'] / t['plain'] - 1):+.0f}% | {_fmt(peak0, 4)} | {_fmt(peak_p, 4)} |")
+                     f"{100 * (t['null'] / t['plain'] - 1):+.0f}% | {_fmt(t['run'])} | {t['run'] / t['gemm']:.2f} | "
+                     f"{_fmt(t['layer_gemm'])} | {t['run'] / t['layer_gemm']:.2f} | {_fmt(t['run_null'])} | "
+                     f"{100 * (t['run_null'] / t['run'] - 1):+.0f}% | {_fmt(peak0, 4)} | {_fmt(peak_p, 4)} |")
         print(lines[-1], flush=True)
         del x, y, layers, stacks
     return lines
@@ -361,6 +378,98 @@ def mi_table(cases, device: torch.device, repeat_seconds: float, permutations=(0
                 print(f"| {name} | {batches} | {m} | {d} | {count} | {prepare_s:.3g} | {score_s:.3g} |", flush=True)
 
 
+def renyi_null_table(device: torch.device, repeat_seconds: float, permutations: int = 32,
+                     shape=(7, 128, 784, 1176)) -> None:
+    """Renyi on one layer (B x m, X of d_x, a float16 layer of d_z), alpha = 1.01 and 2: score seconds
+    without and with the null, and their ratio (target: <= 3)."""
+    from infoplane.estimators import RenyiEstimator
+
+    batches, m, d_x, d_z = shape
+    gen = torch.Generator().manual_seed(5)
+    x = torch.randn(batches, m, d_x, generator=gen).to(device)
+    z = torch.relu(torch.randn(batches, m, d_z, generator=gen)).half().to(device)
+    y = torch.randint(0, 10, (batches, m), generator=gen).to(device)
+    perms = torch.rand(batches, permutations, m, generator=gen).argsort(dim=-1).to(device)
+    print("| alpha | B x m | d_x, d_z | score_s (P=0) | score_s (P=" + str(permutations) + ") | null/values | "
+          "target |")
+    print("|---:|---:|---:|---:|---:|---:|---:|")
+    est = RenyiEstimator()
+    for alpha in (1.01, 2.0):
+        setting = {"alpha": alpha}
+        refs = (est.prepare(x, "x", setting), est.prepare(y, "y", setting))
+        t = best_times({"plain": lambda: est.score(*refs, z, setting, None),
+                        "null": lambda: est.score(*refs, z, setting, perms)}, device, repeat_seconds)
+        print(f"| {alpha:g} | {batches} x {m} | {d_x}, {d_z} | {_fmt(t['plain'])} | {_fmt(t['null'])} | "
+              f"{t['null'] / t['plain']:.2f} | <= 3 |", flush=True)
+
+
+def minibatch_table(n: int, d: int, batch: int, device: torch.device, repeat_seconds: float) -> None:
+    """``minibatch_cka`` (linear kernels) of two (n, d) float32 matrices in minibatches of ``batch``:
+    seconds, the GEMMs it needs (both sides' minibatch Grams, float64 as the linear kernel forms
+    them), their ratio and the peak memory it adds."""
+    from infoplane.estimators import minibatch_cka
+
+    gen = torch.Generator().manual_seed(6)
+    x = torch.randn(n, d, generator=gen)
+    z = (torch.tanh(x @ torch.randn(d, 64, generator=gen) / math.sqrt(d)) @ torch.randn(64, d, generator=gen)
+         + torch.randn(n, d, generator=gen))
+    x, z = x.to(device), z.to(device)
+    k = n // batch
+
+    def gemms():
+        for t in (x, z):
+            for i in range(k):
+                f = t[i * batch:(i + 1) * batch].double()
+                f @ f.T
+
+    def run():
+        return minibatch_cka(x, z, batch_size=batch)
+
+    value, peak = peak_memory(run, device)
+    t = best_times({"gemm": gemms, "mb": run}, device, repeat_seconds, max_repeats=3)
+    print("| n | d | b | k | gemm_s | minibatch_cka_s | ratio | peak_MiB | CKA_mb | full n x n Gram (MiB) |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print(f"| {n} | {d} | {batch} | {k} | {_fmt(t['gemm'])} | {_fmt(t['mb'])} | {t['mb'] / t['gemm']:.2f} | "
+          f"{_fmt(peak, 4)} | {value:.4f} | {n * n * 8 / 2**20:.0f} |", flush=True)
+
+
+def sweep_table(device: torch.device, config_path: str | None, arch: str = "lenet5 (28 px)") -> None:
+    """Seconds of one dependence job (every snapshot epoch of one run of the config: its eval set,
+    batches and permutations) per registered estimator at the config's settings, X's and Y's
+    references kept across the snapshots as ``dependence.measure_run`` keeps them; one run each,
+    import excluded. The config's own estimators (the default sweep for config.yaml) are marked."""
+    from infoplane import config, dependence
+
+    defaults = config.load(config_path if config_path and os.path.exists(config_path) else None)
+    section = defaults["dependence"]
+    epochs = config.snapshot_epochs(defaults)
+    n, batch, permutations = defaults["snapshots"]["eval_size"], section["batch_size"], section["permutations"]
+    x_shape, layer_shapes = ARCHS[arch]
+    gen = torch.Generator().manual_seed(7)
+    x = torch.randn(n, *x_shape, generator=gen).to(device)
+    y = torch.randint(0, 10, (n,), generator=gen).to(device)
+    snapshots = [{ln: torch.relu(torch.randn(n, *shape, generator=gen)).half().to(device)
+                  for ln, shape in layer_shapes} for _ in epochs]
+    print(f"config {config_path if config_path and os.path.exists(config_path) else '(the schema defaults)'}: "
+          f"{arch}, {len(epochs)} snapshots (epochs {', '.join(map(str, epochs))}), {n} samples in batches of "
+          f"{batch}, P = {permutations}\n")
+    print("| estimator | in the config's sweep | settings | job_s | per snapshot_s |")
+    print("|---|---|---:|---:|---:|")
+    now = clock(device)
+    for name in ESTIMATORS.names():
+        settings = dependence.settings({**section, "estimators": [name]})
+        _sync(device)
+        start = now()
+        references = ReferenceCache()  # one per job, as dependence.measure_run keeps it
+        for layers in snapshots:
+            measure_snapshot(x, y, layers, settings, batch_size=batch, permutations=permutations, seed=0,
+                             num_classes=10, device=device, references=references)
+        _sync(device)
+        elapsed = now() - start
+        print(f"| {name} | {'yes' if name in section['estimators'] else 'no'} | {len(settings)} | "
+              f"{_fmt(elapsed)} | {_fmt(elapsed / len(epochs))} |", flush=True)
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="tiny sizes, for a smoke run in seconds")
@@ -373,7 +482,11 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--repeat-seconds", type=float, default=2.0)
     p.add_argument("--naive-max-gib", type=float, default=4.0, help="largest m*m*d float32 tensor to try")
     p.add_argument("--max-gib", type=float, default=4.0, help="largest X + Z input pair to try")
-    p.add_argument("--skip", default="", help="comma-separated tables to skip: pair,cka,protocol,mi,ridge,precision")
+    p.add_argument("--config", default="config.yaml",
+                   help="the config whose dependence job the sweep table times (default: config.yaml; the "
+                        "schema's defaults where that file does not exist)")
+    p.add_argument("--skip", default="",
+                   help="comma-separated tables to skip: pair,cka,protocol,renyi,minibatch,sweep,mi,ridge,precision")
     args = p.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",")]
     dims = [int(s) for s in args.dims.split(",")]
@@ -402,6 +515,16 @@ def main(argv: list[str] | None = None) -> None:
         print(f"\n## The paper protocol: {samples} samples in batches of {batch}, nocco, float16 activations\n",
               flush=True)
         protocol_table(archs, samples, batch, args.permutations, device, args.repeat_seconds)
+    if "renyi" not in skip:
+        print(f"\n## The Renyi null against its values (one layer, P = {args.permutations})\n", flush=True)
+        renyi_null_table(device, args.repeat_seconds, args.permutations,
+                         (2, 64, 256, 128) if args.quick else (7, 128, 784, 1176))
+    if "minibatch" not in skip:
+        print("\n## Minibatch CKA (linear kernels, float32 inputs)\n", flush=True)
+        minibatch_table(*((2000, 256, 200) if args.quick else (10000, 3072, 1000)), device, args.repeat_seconds)
+    if "sweep" not in skip and not args.quick:
+        print("\n## One dependence job per estimator (the config's settings)\n", flush=True)
+        sweep_table(device, args.config)
     if "mi" not in skip:
         print("\n## Mutual-information estimators (default settings; float16 layer; prepare = X and Y "
               "references, score = one layer with its null)\n", flush=True)

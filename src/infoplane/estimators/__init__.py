@@ -6,9 +6,10 @@ Modules, one job each (imports run downwards only):
     ``KERNELS`` and ``BANDWIDTHS`` with the bandwidth rules;
   - ``null``: the permutations of the null, their gathers and the p-value;
   - ``base``: the estimator registry ``ESTIMATORS``, ``Scores`` and the settings grammar;
-  - ``engine``: ``measure_snapshot`` and the table frame (``FRAME_COLUMNS``);
+  - ``engine``: ``measure_snapshot``, its run-level ``ReferenceCache`` and the table frame (``FRAME_COLUMNS``);
   - ``kernel``: the kernels, the ridge and the kernel family (nocco, nocco_normalized, cka,
     cka_unbiased), the pair API ``nhsic`` and ``gram``;
+  - ``minibatch``: minibatch CKA (``cka_minibatch``, ``minibatch_cka``) for large evaluation sets;
   - ``mutual_information``: what the MI family shares; ``renyi``, ``kde``, ``binning``: its estimators.
 The public names below load on first use (PEP 562), and loading any of them registers every
 estimator; so ``infoplane.estimators.settings`` alone imports no torch (the table contract and
@@ -23,7 +24,7 @@ import importlib
 _PUBLIC = {
     "ESTIMATORS": "base", "SETTING_KEYS": "base", "Scores": "base", "SettingError": "base",
     "expand_settings": "base", "normalize_setting": "base",
-    "FRAME_COLUMNS": "engine", "measure_snapshot": "engine",
+    "FRAME_COLUMNS": "engine", "ReferenceCache": "engine", "measure_snapshot": "engine",
     "BANDWIDTHS": "geometry", "KERNELS": "geometry", "Geometry": "geometry", "resolve_device": "geometry",
     "squared_distances": "geometry",
     "Cka": "kernel", "CkaUnbiased": "kernel", "KernelEstimator": "kernel", "KernelStack": "kernel", "Nocco": "kernel",
@@ -31,10 +32,11 @@ _PUBLIC = {
     "MIEstimator": "mutual_information", "Permutations": "null",
     "RenyiEstimator": "renyi", "matrix_renyi_entropy": "renyi", "KDEEstimator": "kde",
     "BinningEstimator": "binning", "binning_range_max": "binning",
+    "CkaMinibatch": "minibatch", "minibatch_cka": "minibatch",
     "SETTINGS": "settings", "Settings": "settings",
 }  # fmt: skip
 #: The modules whose import registers the estimators.
-_FAMILIES = ("kernel", "renyi", "kde", "binning")
+_FAMILIES = ("kernel", "minibatch", "renyi", "kde", "binning")
 
 __all__ = sorted([*_PUBLIC, "MI_ESTIMATORS"])
 

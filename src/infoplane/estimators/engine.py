@@ -3,7 +3,9 @@ every estimator setting and builds the table frame (``FRAME_COLUMNS``).
 
 It cuts a snapshot's n samples into B = n // m consecutive batches of m (a trailing partial batch is
 dropped) and works on (B, m, ...) stacks: batched GEMMs, batched centering, batched Cholesky,
-batched traces; no Python loop over batches or samples. It returns one row per (layer, setting)
+batched traces; no Python loop over batches or samples. The kernel estimators score the layers
+together as ``LayerStack``s of (L B, m, m) (each layer's own Gram GEMM, everything after it once
+for the stack), within ``STACK_ELEMENTS`` per device type; the other estimators go layer by layer. It returns one row per (layer, setting)
 with the value (mean over batches) and its evidence:
   - the permutation null (``null``): the same estimator on (X, Z_pi) and (Y, Z_pi), Z's samples
     shuffled by P permutations per batch (drawn once per call from a CPU ``torch.Generator`` seeded
@@ -26,9 +28,10 @@ The engine does the batching, the permutations, caching of references, diagnosti
 (mean, std, null mean/std, excess, p-value) and the frame; extras other than the ceilings become
 columns after ``FRAME_COLUMNS`` (NaN in other estimators' rows).
 
-Host syncs: one per Gram stack (finite check from the Gram diagonal), one per factorization
-stack (which members need the eigh fallback), one for the median fallback of the median rules,
-and one when the frame is built; none per batch or per value. Everything runs on ``device``
+Host syncs: one per Gram stack (finite check from the Gram diagonal; one for all the layers of
+a ``LayerStack``), one per factorization stack (which members need the eigh fallback), one for
+the median fallback of the median rules, and one when the frame is built; none per batch or per
+value, and for the kernel estimators none per layer (they score a snapshot's layers as one stack). Everything runs on ``device``
 (``"auto"``: CUDA when available, else the CPU); no CUDA is assumed.
 """
 
@@ -43,7 +46,7 @@ import pandas as pd
 import torch
 
 from .base import ESTIMATORS, SETTING_KEYS, Scores, normalize_setting, unit_of
-from .geometry import BANDWIDTHS, Geometry, as_tensor, check_labels, resolve_device, warn_low_precision_matmul
+from .geometry import BANDWIDTHS, Geometry, LayerStack, as_tensor, check_labels, resolve_device, warn_low_precision_matmul
 from .null import Permutations, p_values
 
 FRAME_COLUMNS = (
@@ -57,6 +60,12 @@ FRAME_COLUMNS = (
 _STRING_COLUMNS = ("layer_name", "estimator", "kernel_x", "kernel_y", "kernel_z", "bandwidth", "unit")
 _INT_COLUMNS = ("layer", "batch_size", "n_samples", "n_batches", "permutations")
 _EXTRA_COLUMNS = ("ceiling_zz", "ceiling_xx", "ceiling_yy")
+#: Elements of one (L B, m, m) float64 matrix of a LayerStack, by device type. The CPU keeps a stack
+#: within 1 MiB (cache-sized; LeNet5's 7 x 128 batches: one layer at a time): stacking its 5 layers
+#: saved 3-8 % of a call in the best of repeats, but one-shot calls (a dependence job) were ~30 %
+#: slower with the 5x larger temporaries (shared 2-core machine). On a GPU, where a snapshot is
+#: bound by launches, a stack holds up to 2**25 elements (256 MiB per matrix).
+STACK_ELEMENTS = {"cpu": 1 << 17, "other": 1 << 25}
 _DIAGNOSTICS = ("mean_sq_activation", "median_distance", "bandwidth_ratio")
 _BATCH_COLUMNS = ("excess_xz_batches", "excess_yz_batches")
 
@@ -137,7 +146,7 @@ def _checked_data(x, y, names: list[str], zs: list, settings: list[dict], batch_
 
 
 class _References:
-    """X's and Y's prepared references, one per reference key for the whole call."""
+    """X's and Y's prepared references, one per reference key for the whole call (or run: ``ReferenceCache``)."""
 
     def __init__(self, x_geo: Geometry, y_geo: Geometry) -> None:
         self.geometry = {"x": x_geo, "y": y_geo}
@@ -153,12 +162,38 @@ class _References:
         return self.cache[key]
 
 
+class ReferenceCache:
+    """X's and Y's prepared references kept across ``measure_snapshot`` calls on the same eval set.
+
+    The snapshots of one run are all measured against the same X and Y, so their Gram matrices,
+    kernels, ridge factors and packed null references need forming once per run, not once per
+    snapshot. Pass one instance to every call of a run (``references=``); it holds one entry, for the
+    last (x, y, batch_size, device, gram_dtype) seen, and is rebuilt when any of them changes: x and
+    y are compared by value with private copies (``torch.equal``), so changing them in place between
+    calls cannot return stale references."""
+
+    def __init__(self) -> None:
+        self._key: tuple | None = None
+        self._data: tuple[torch.Tensor, torch.Tensor] | None = None
+        self._refs: _References | None = None
+
+    def get(self, tx: torch.Tensor, ty: torch.Tensor, key: tuple, build) -> _References:
+        """The references of (tx, ty) under key, from the cache or from ``build()``."""
+        data = self._data
+        if (self._refs is None or key != self._key or data is None or data[0].shape != tx.shape
+                or data[0].dtype != tx.dtype or data[1].shape != ty.shape or data[1].dtype != ty.dtype
+                or not torch.equal(data[0], tx.to(data[0].device)) or not torch.equal(data[1], ty.to(data[1].device))):
+            self._refs = None  # free the previous entry before building the next
+            self._refs, self._key, self._data = build(), key, (tx.clone(), ty.clone())
+        return self._refs
+
+
 def _score_layer(z_geo: Geometry, settings: list[dict], estimators: list, refs: _References,
                  perms: Permutations | None) -> list[tuple[Scores, dict]]:
     """Every setting on one layer: the scores and the per-batch diagnostics of each."""
     diag = {"mean_sq_activation": z_geo.mean_sq_activation,
-            "median_distance": z_geo.median_distance / math.sqrt(z_geo.dim)}
-    nan = torch.full((z_geo.batches,), math.nan, dtype=torch.float64, device=z_geo.data.device)
+            "median_distance": z_geo.median_distance / z_geo.dims.sqrt()}
+    nan = torch.full((z_geo.batches,), math.nan, dtype=torch.float64, device=z_geo.device)
     out = []
     for setting, est in zip(settings, estimators):
         shares = getattr(est, "shares_geometry", False)
@@ -177,7 +212,8 @@ def _score_layer(z_geo: Geometry, settings: list[dict], estimators: list, refs: 
 def measure_snapshot(x, y, layers, settings: Sequence[Mapping], *, batch_size: int, permutations: int, seed: int,
                      num_classes: int | None = None, layer_names: Sequence[str] | None = None,
                      device: str | torch.device | None = "auto",
-                     gram_dtype: torch.dtype | None = None) -> pd.DataFrame:
+                     gram_dtype: torch.dtype | None = None,
+                     references: ReferenceCache | None = None) -> pd.DataFrame:
     """Every layer against X and Y under every setting, with its permutation null and diagnostics.
 
     ``x`` (n, ...) inputs, ``y`` (n,) integer labels, ``layers`` a list (names "0", "1", ... or
@@ -186,7 +222,8 @@ def measure_snapshot(x, y, layers, settings: Sequence[Mapping], *, batch_size: i
     partial batch dropped. ``permutations`` P >= 0 per batch (0: the null columns are NaN), drawn from
     ``seed``. ``gram_dtype`` overrides the GEMM dtype (tests of exactness). Returns one row per
     (layer, setting), layer-major, with ``FRAME_COLUMNS`` (then any columns of other estimators'
-    own setting keys and extras)."""
+    own setting keys and extras). ``references``: a ``ReferenceCache`` shared by the calls of one run
+    (X's and Y's references prepared once for all of them); None prepares them for this call."""
     names, zs = _layer_list(layers, layer_names)
     batch_size = _count(batch_size, "batch_size", 1)
     permutations = _count(permutations, "permutations", 0)
@@ -202,17 +239,52 @@ def measure_snapshot(x, y, layers, settings: Sequence[Mapping], *, batch_size: i
     def stack(t: torch.Tensor) -> torch.Tensor:
         return t[:batches * m].to(dev).reshape(batches, m, -1)
 
-    refs = _References(Geometry(stack(tx), "x", gram_dtype=gram_dtype),
-                       Geometry(stack(ty.long()), "y", gram_dtype=gram_dtype))
+    def build() -> _References:
+        return _References(Geometry(stack(tx), "x", gram_dtype=gram_dtype),
+                           Geometry(stack(ty.long()), "y", gram_dtype=gram_dtype))
+
+    key = (batch_size, str(dev), gram_dtype)
+    refs = build() if references is None else references.get(tx, ty, key, build)
     perms = Permutations.draw(batches, permutations, m, seed, dev) if permutations else None
-    rows = []
+    per_stack = layers_per_stack(dev, batches, m)
+    stacked = [k for k, est in enumerate(estimators) if getattr(est, "stacks_layers", False)] if per_stack > 1 else []
+    alone = [k for k in range(len(settings)) if k not in stacked]
+    results: list[dict[int, tuple[Scores, dict]]] = [{} for _ in tzs]
+    for first in range(0, len(tzs) if stacked else 0, per_stack):  # layers in LayerStacks of (L B, m, m)
+        members = range(first, min(len(tzs), first + per_stack))
+        geometries = [Geometry(stack(tzs[li]), f"layer {names[li]!r}", gram_dtype=gram_dtype) for li in members]
+        group = LayerStack(geometries) if len(geometries) > 1 else geometries[0]
+        scored = _score_layer(group, [settings[k] for k in stacked], [estimators[k] for k in stacked], refs, perms)
+        for k, (scores, diag) in zip(stacked, scored):
+            for j, li in enumerate(members):
+                results[li][k] = _layer_part(scores, diag, j, batches)
+        del group, geometries, scored
     for li, (name, tz) in enumerate(zip(names, tzs)):
-        z_geo = Geometry(stack(tz), f"layer {name!r}", gram_dtype=gram_dtype)
-        for (scores, diag), setting, est in zip(_score_layer(z_geo, settings, estimators, refs, perms),
-                                                settings, estimators):
-            rows.append(_Row(li, name, setting, est, scores, diag))
-        del z_geo
+        if alone:
+            z_geo = Geometry(stack(tz), f"layer {name!r}", gram_dtype=gram_dtype)
+            scored = _score_layer(z_geo, [settings[k] for k in alone], [estimators[k] for k in alone], refs, perms)
+            results[li].update(zip(alone, scored))
+            del z_geo
+    rows = [_Row(li, name, setting, est, *results[li][k])
+            for li, name in enumerate(names) for k, (setting, est) in enumerate(zip(settings, estimators))]
     return _frame(rows, batch_size=m, batches=batches, permutations=permutations, device=dev)
+
+
+def layers_per_stack(device: torch.device, batches: int, m: int) -> int:
+    """How many layers one LayerStack holds: its (L B, m, m) matrices within ``STACK_ELEMENTS``."""
+    return max(1, STACK_ELEMENTS.get(device.type, STACK_ELEMENTS["other"]) // (batches * m * m))
+
+
+def _layer_part(scores: Scores, diag: dict, layer: int, batches: int) -> tuple[Scores, dict]:
+    """Layer ``layer``'s batches (members layer B .. layer B + B - 1) of a LayerStack's scores."""
+    part = slice(layer * batches, (layer + 1) * batches)
+
+    def cut(t):
+        return None if t is None else t[part]
+
+    return (Scores(cut(scores.value_xz), cut(scores.value_yz), cut(scores.null_xz), cut(scores.null_yz),
+                   extra={k: cut(v) for k, v in scores.extra.items()}),
+            {k: cut(v) for k, v in diag.items()})
 
 
 # --------------------------------------------------------------------------- the frame

@@ -8,6 +8,7 @@ clamped at 0. The kernel family's Gaussian GEMM is float32 where it dominates th
 input not float64), else float64 (``_gemm_dtype``; ``gram_dtype`` overrides); the linear kernel's
 is float64; everything after the GEMM is float64. The MI family's ``squared_distances`` is always
 float64, in chunks bounded by ``STACK_BUDGET_ELEMENTS``. No m x m x d tensor is built.
+A ``LayerStack`` joins the geometries of several layers (same B and m) into one (L B, m, m) stack.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from __future__ import annotations
 import math
 import numbers
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING
 
@@ -123,6 +124,16 @@ class Geometry:
         self._sq_distances: dict[torch.dtype, torch.Tensor] = {}
         self._kernels: dict[tuple, KernelStack] = {}
         self._sq_norm_sum: dict[torch.dtype, torch.Tensor] = {}
+        self.deferred_checks: list | None = None
+
+    @property
+    def device(self) -> torch.device:
+        return self.data.device
+
+    @cached_property
+    def dims(self) -> torch.Tensor:
+        """(B,) float64 the feature count d of each batch's samples (a ``LayerStack`` mixes several)."""
+        return torch.full((self.batches,), float(self.dim), dtype=torch.float64, device=self.device)
 
     @property
     def distance_dtype(self) -> torch.dtype:
@@ -154,13 +165,16 @@ class Geometry:
     def inner(self, dtype: torch.dtype) -> torch.Tensor:
         """(B, m, m) float64 F F^T of the centered features from one batched GEMM in dtype.
 
-        NaN/Inf anywhere in a sample makes its squared norm non-finite: checked here (one sync)."""
+        NaN/Inf anywhere in a sample makes its squared norm non-finite: checked here (one sync), or,
+        in a ``LayerStack``, recorded in ``deferred_checks`` and checked once for all its layers."""
         if dtype not in self._inner:
             f, mean = self.features(dtype)
             g = torch.matmul(f, f.mT).to(torch.float64)
-            if not bool(torch.isfinite(g.diagonal(dim1=-2, dim2=-1)).all()):
-                raise ValueError(f"{self.name} contains NaN or Inf values (or values whose squares overflow "
-                                 f"{dtype}); the estimators need finite inputs")
+            finite = torch.isfinite(g.diagonal(dim1=-2, dim2=-1)).all()
+            if self.deferred_checks is not None:
+                self.deferred_checks.append((self, dtype, finite))
+            elif not bool(finite):
+                raise_not_finite(self.name, dtype)
             # sum_i ||a_i||^2 per batch = sum_i ||a_i - mu||^2 + m ||mu||^2, for mean_sq_activation
             self._sq_norm_sum[dtype] = g.diagonal(dim1=-2, dim2=-1).sum(-1) + self.m * mean.double().square().sum((-1, -2))
             self._inner[dtype] = g
@@ -187,7 +201,7 @@ class Geometry:
     @cached_property
     def _pair_values(self) -> torch.Tensor:
         """(B, m(m-1)/2) squared distances over the pairs i < j."""
-        iu = torch.triu_indices(self.m, self.m, offset=1, device=self.data.device)
+        iu = torch.triu_indices(self.m, self.m, offset=1, device=self.device)
         return self.sq_distances()[:, iu[0], iu[1]]
 
     @cached_property
@@ -254,6 +268,84 @@ class Geometry:
         return self._kernels[key]
 
 
+def raise_not_finite(name: str, dtype: torch.dtype) -> None:
+    raise ValueError(f"{name} contains NaN or Inf values (or values whose squares overflow "
+                     f"{dtype}); the estimators need finite inputs")
+
+
+class LayerStack(Geometry):
+    """The ``Geometry`` of L layers with the same (B, m) as one (L B, m, m) stack, layer-major.
+
+    Every layer forms its own Gram matrix (its d and GEMM dtype are its own); what follows the GEMM
+    runs once on the stack: squared distances, medians, kernels, centering, the ridge factors, the
+    traces and the gathers of the null. Batch member l B + b is batch b of layer l. ``dims`` holds
+    each member's d (the fixed bandwidth rule and the diagnostics scale by it)."""
+
+    def __init__(self, layers: Sequence[Geometry]) -> None:
+        first = layers[0]
+        if any(g.batches != first.batches or g.m != first.m for g in layers):
+            raise ValueError("a LayerStack needs layers with the same batches and batch size")
+        self.layers = list(layers)
+        self.data = first.data[:0]  # device and dtype only: the stack has no single sample tensor
+        self.name = ", ".join(g.name for g in layers)
+        self.batches, self.m, self.dim = first.batches * len(layers), first.m, None
+        self.gram_dtype = first.gram_dtype
+        self._inner: dict[torch.dtype, torch.Tensor] = {}
+        self._sq_distances: dict[torch.dtype | None, torch.Tensor] = {}
+        self._kernels: dict[tuple, KernelStack] = {}
+        self.deferred_checks = []
+        for g in self.layers:  # their finite checks wait for the stack: one sync for all layers
+            g.deferred_checks = self.deferred_checks
+
+    def _check_finite(self) -> None:
+        """The layers' pending finite checks in one sync; the first failing layer named."""
+        if self.deferred_checks:
+            pending, self.deferred_checks[:] = list(self.deferred_checks), []
+            flags = torch.stack([finite for _, _, finite in pending])
+            if not bool(flags.all()):
+                g, dtype, _ = pending[int(flags.to(torch.uint8).argmin())]
+                raise_not_finite(g.name, dtype)
+
+    @cached_property
+    def dims(self) -> torch.Tensor:
+        return torch.cat([g.dims for g in self.layers])
+
+    @property
+    def distance_dtype(self) -> torch.dtype:
+        raise ValueError("a LayerStack's layers have their own distance dtypes")
+
+    @property
+    def labels(self) -> torch.Tensor:
+        return torch.cat([g.labels for g in self.layers])
+
+    def features(self, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+        raise ValueError("a LayerStack has no single feature tensor; use its layers' features")
+
+    def inner(self, dtype: torch.dtype) -> torch.Tensor:
+        if dtype not in self._inner:
+            self._inner[dtype] = torch.cat([g.inner(dtype) for g in self.layers])
+            self._check_finite()
+        return self._inner[dtype]
+
+    def sq_distances(self, dtype: torch.dtype | None = None) -> torch.Tensor:
+        """(L B, m, m): each layer's distances (at its own GEMM dtype unless ``dtype``), stacked; the
+        layers' own copies are dropped once stacked."""
+        if dtype not in self._sq_distances:
+            parts = []
+            for g in self.layers:
+                parts.append(g.sq_distances(dtype))
+                g._sq_distances.pop(dtype or g.distance_dtype, None)
+            self._check_finite()
+            self._sq_distances[dtype] = torch.cat(parts)
+        return self._sq_distances[dtype]
+
+    @cached_property
+    def mean_sq_activation(self) -> torch.Tensor:
+        out = torch.cat([g.mean_sq_activation for g in self.layers])
+        self._check_finite()
+        return out
+
+
 def kernel_key(kernel: str, sigma: float | None, bandwidth: str | None) -> tuple:
     """What a kernel depends on: (kernel,), plus (bandwidth, sigma where the rule uses it) for Gaussians."""
     if kernel != "gaussian":
@@ -267,7 +359,7 @@ def kernel_key(kernel: str, sigma: float | None, bandwidth: str | None) -> tuple
 @BANDWIDTHS.register("fixed", uses_sigma=True)
 def fixed_bandwidth(geometry: Geometry, sigma: float) -> torch.Tensor:
     """s^2 = sigma^2 d: exp(-D / (2 sigma^2 d)), the paper's rule."""
-    return torch.full((geometry.batches,), sigma**2 * geometry.dim, dtype=torch.float64, device=geometry.data.device)
+    return geometry.dims * sigma**2
 
 
 @BANDWIDTHS.register("median", uses_sigma=False)

@@ -48,9 +48,10 @@ the factorization fails for a batch member (tiny eps), only that member gets R =
 eps m)) U^T from the symmetric eigendecomposition K~ = U diag(l) U^T, l clamped at 0. Traces of
 products of symmetric matrices are elementwise sums, tr(AB) = sum_ij A_ij B_ij.
 
-Host syncs: one per Gram stack (finite check from the Gram diagonal), one per factorization
-stack (which members need the eigh fallback), one for the median fallback of the median rules,
-and one when the frame is built; none per batch or per value. Everything runs on ``device``
+Host syncs: one per Gram stack (finite check from the Gram diagonal; one for all the layers of
+a ``LayerStack``), one per factorization stack (which members need the eigh fallback), one for
+the median fallback of the median rules, and one when the frame is built; none per batch or per
+value, and for the kernel estimators none per layer (they score a snapshot's layers as one stack). Everything runs on ``device``
 (``"auto"``: CUDA when available, else the CPU); no CUDA is assumed.
 
 The null of this family gathers Z's matrices by the permutations (``null.Permutations.dots``); the
@@ -96,6 +97,16 @@ class KernelStack:
         self._ridge_sq: dict[float, torch.Tensor] = {}
         self._packed: dict[tuple, torch.Tensor] = {}
         self._null_dots: dict[tuple, torch.Tensor] = {}
+        self._tiled: dict[int, KernelStack] = {}
+
+    def tiled(self, times: int) -> KernelStack:
+        """This stack repeated ``times`` times along the batch axis (a reference against a ``LayerStack``
+        of that many layers), built once: what it derives comes from this stack's caches, tiled."""
+        if times == 1:
+            return self
+        if times not in self._tiled:
+            self._tiled[times] = TiledKernelStack(self, times)
+        return self._tiled[times]
 
     @property
     def centered(self) -> torch.Tensor:
@@ -166,6 +177,68 @@ class KernelStack:
             packed = torch.stack([r.packed(what, epsilon) for r in refs], dim=1)  # (B, k, T)
             self._null_dots[key] = perms.dots(matrix, packed)
         return self._null_dots[key]
+
+
+class TiledKernelStack(KernelStack):
+    """``source`` repeated ``times`` times along the batch axis; every derived matrix or number is the
+    source's (computed once there) tiled, so L layers share one factorization of X's kernel."""
+
+    def __init__(self, source: KernelStack, times: int) -> None:  # noqa: D107 (no base: lazily tiled)
+        self.source, self.times = source, times
+        self.batches, self.m = source.batches * times, source.m
+        self.sq_bandwidth = None if source.sq_bandwidth is None else self._tile(source.sq_bandwidth)
+        self.constant = self._tile(source.constant)
+        self._centered = None
+        self._ridge, self._ridge_sq, self._packed, self._null_dots, self._tiled = {}, {}, {}, {}, {}
+
+    def _tile(self, t: torch.Tensor) -> torch.Tensor:
+        return t.repeat(self.times, *([1] * (t.ndim - 1)))
+
+    @cached_property
+    def base(self) -> torch.Tensor:  # type: ignore[override]
+        return self._tile(self.source.base)
+
+    @property
+    def centered(self) -> torch.Tensor:
+        if self._centered is None:
+            self._centered = self._tile(self.source.centered)
+        return self._centered
+
+    @cached_property
+    def hs(self) -> torch.Tensor:
+        return self._tile(self.source.hs)
+
+    def ridge(self, epsilon: float) -> torch.Tensor:
+        if epsilon not in self._ridge:
+            self._ridge[epsilon] = self._tile(self.source.ridge(epsilon))
+        return self._ridge[epsilon]
+
+    def ridge_sq(self, epsilon: float) -> torch.Tensor:
+        if epsilon not in self._ridge_sq:
+            self._ridge_sq[epsilon] = self._tile(self.source.ridge_sq(epsilon))
+        return self._ridge_sq[epsilon]
+
+    @cached_property
+    def diag(self) -> torch.Tensor:
+        return self._tile(self.source.diag)
+
+    @cached_property
+    def offdiag_rows(self) -> torch.Tensor:
+        return self._tile(self.source.offdiag_rows)
+
+    @cached_property
+    def offdiag_total(self) -> torch.Tensor:
+        return self._tile(self.source.offdiag_total)
+
+    @cached_property
+    def unbiased_self(self) -> torch.Tensor:
+        return self._tile(self.source.unbiased_self)
+
+    def packed(self, what: str, epsilon: float | None = None) -> torch.Tensor:
+        key = (what, epsilon)
+        if key not in self._packed:
+            self._packed[key] = self._tile(self.source.packed(what, epsilon))
+        return self._packed[key]
 
 
 def unbiased_numerator(a: KernelStack, b: KernelStack) -> torch.Tensor:
@@ -285,6 +358,7 @@ class KernelEstimator:
     name = ""
     unit = ""
     shares_geometry = True
+    stacks_layers = True  # per-batch numbers only: the layers of a snapshot can run as one LayerStack
     min_samples = 2
     settings: type[KernelSettings] = RidgeKernelSettings  # KernelSettings: no ridge, no epsilon
     matrix = "ridge"  # what KernelStack.packed / null_dots gather
@@ -360,7 +434,11 @@ class KernelEstimator:
 
     def score(self, ref_x: KernelStack, ref_y: KernelStack, z: Geometry, setting: Mapping,
               perms: Permutations | None) -> Scores:
+        """Per-batch scores of Z; a ``LayerStack`` Z (L B members) is scored against the references tiled."""
         kz = self.kernel_of(z, "z", setting)
+        if kz.batches != ref_x.batches:
+            times = kz.batches // ref_x.batches
+            ref_x, ref_y = ref_x.tiled(times), ref_y.tiled(times)
         scores = Scores(self.pair(ref_x, kz, setting), self.pair(ref_y, kz, setting),
                         extra=self.extras(ref_x, ref_y, kz, setting))
         if perms is not None:

@@ -113,7 +113,7 @@ class BinningSettings(Settings):
 
 
 for _name, _cls in (("nocco", RidgeKernelSettings), ("nocco_normalized", RidgeKernelSettings), ("cka", KernelSettings),
-                    ("cka_unbiased", KernelSettings), ("renyi", RenyiSettings), ("kde", KdeSettings),
+                    ("cka_unbiased", KernelSettings), ("cka_minibatch", KernelSettings), ("renyi", RenyiSettings), ("kde", KdeSettings),
                     ("binning", BinningSettings)):  # fmt: skip
     SETTINGS.register(_name)(_cls)
 
