@@ -118,7 +118,7 @@ def refuse_repeated_configfile(argv: Sequence[str]) -> None:
             i += 1
     if flags < 2:
         return
-    command = [Path(argv[0]).name, *kept[1:first], "--configfile", *files, *kept[first:]]
+    command = ["snakemake", *kept[1:first], "--configfile", *files, *kept[first:]]
     raise ConfigError(
         f"--configfile is given {flags} times: snakemake would read only the files of the last one and "
         f"silently ignore the others. Give every file after one --configfile (later files are merged over "
