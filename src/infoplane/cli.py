@@ -210,7 +210,7 @@ def parser() -> tuple[argparse.ArgumentParser, dict[str, Callable]]:
     top = argparse.ArgumentParser(
         prog="infoplane",
         description="The stages of the infoplane workflow (each is the rule of the same name).",
-        epilog="Tools: python -m infoplane.bench.hsic, python -m infoplane.bench.train, "
+        epilog="Tools: python -m infoplane.bench.dependence, python -m infoplane.bench.train, "
         "python -m infoplane.reportcheck REPORT.html",
     )
     sub = top.add_subparsers(dest="stage", required=True, metavar="stage")

@@ -312,32 +312,27 @@ def _check_writable(value: str, resolved: Path) -> None:
         _fail("output_root", value, f"cannot be {problem}: {err.strerror}; give a folder you can write, such as results")
 
 
-def _as_list(value) -> list:
-    return list(value) if isinstance(value, list) else [value]
-
-
 def _check_dependence(section: Mapping, eval_size: int) -> None:
-    """Estimator, kernel and bandwidth names against their registries, then every setting as
-    the engine will see it (an estimator's own checks, e.g. renyi's alpha != 1)."""
-    from . import dependence, hsic
+    """Estimator names against the registry, then every setting as the engine will see it, by the
+    estimator's own checks (the one place a setting is checked: kernel and bandwidth names, sigma,
+    renyi's alpha != 1, ...), and the batch size against the eval set and each estimator's minimum."""
+    from . import dependence, estimators
 
     for i, name in enumerate(section["estimators"]):
-        if name not in hsic.ESTIMATORS:
-            _fail(f"dependence.estimators[{i}]", name, f"unknown estimator; allowed: {', '.join(hsic.ESTIMATORS.names())}")
-    for key, registry, kind in (("kernel_x", hsic.KERNELS, "kernel"), ("kernel_y", hsic.KERNELS, "kernel"),
-                                ("kernel_z", hsic.KERNELS, "kernel"), ("bandwidth", hsic.BANDWIDTHS, "bandwidth rule")):
-        for value in _as_list(section[key]):
-            if value not in registry:
-                _fail(f"dependence.{key}", value, f"unknown {kind}; allowed: {', '.join(registry.names())}")
+        if name not in estimators.ESTIMATORS:
+            _fail(f"dependence.estimators[{i}]", name, f"unknown estimator; allowed: {', '.join(estimators.ESTIMATORS.names())}")
     if section["batch_size"] > eval_size:
         _fail("dependence.batch_size", section["batch_size"], f"larger than snapshots.eval_size = {eval_size}")
     for name in section["estimators"]:
+        est = estimators.ESTIMATORS.get(name)
+        where = f"dependence.{name}" if est.settings.own_section else "dependence"
         try:
             dependence.settings({**section, "estimators": [name]})
+        except estimators.SettingError as err:
+            _fail(f"{where}.{err.key}", err.value, err.reason)
         except (KeyError, ValueError) as err:
-            key = f"dependence.{name}" if isinstance(section.get(name), Mapping) else "dependence"
-            raise ConfigError(f"config key '{key}': {str(err).strip(chr(34) + chr(39))}") from None
-        need = getattr(hsic.ESTIMATORS.get(name), "min_samples", 2)
+            raise ConfigError(f"config key '{where}': {str(err).strip(chr(34) + chr(39))}") from None
+        need = getattr(est, "min_samples", 2)
         if section["batch_size"] < need:
             _fail("dependence.batch_size", section["batch_size"], f"estimator {name!r} needs batches of at least {need}")
 

@@ -20,6 +20,7 @@ import pandas as pd
 
 from . import io
 from .errors import CorruptFileError, MismatchedInputsError
+from .estimators import settings as _estimator_settings  # torch-free: the estimators' declared settings
 
 # --------------------------------------------------------------------------- run identity
 
@@ -173,11 +174,36 @@ def snapshot_files(paths: Iterable[str | os.PathLike]) -> list[Path]:
 # --------------------------------------------------------------------------- tables
 
 
+#: The contract dtype of a column of float64 lists (Parquet list<double>): in pandas an `object`
+#: column whose every cell is a 1-D float64 NumPy array (or missing, in an optional column).
+FLOAT_LIST = "list<float64>"
+
+
+def _pandas_dtype(dtype: str) -> str:
+    return "object" if dtype == FLOAT_LIST else dtype
+
+
+def _float_lists(values) -> list:
+    """Cells as 1-D float64 arrays (None stays None); refuses anything else."""
+    import numpy as np
+
+    out = []
+    for v in values:
+        if v is None or (isinstance(v, float) and v != v):
+            out.append(None)
+            continue
+        a = np.asarray(v, dtype=np.float64)
+        if a.ndim != 1:
+            raise ValueError(f"a {FLOAT_LIST} cell must be a 1-D list of numbers, got shape {a.shape}")
+        out.append(a)
+    return out
+
+
 @dataclass(frozen=True)
 class Table:
     """A long-format table: its column names in order, their pandas dtypes, its row order.
 
-    Strings are pandas `string`, integers `int64`, reals `float64`."""
+    Strings are pandas `string`, integers `int64`, reals `float64`, lists of reals `FLOAT_LIST`."""
 
     name: str
     columns: Mapping[str, str]
@@ -190,30 +216,37 @@ class Table:
         (but fills the optional ones with NA)."""
         absent = [c for c in self.optional if c not in frame.columns]
         if absent:
-            frame = frame.assign(**{c: pd.Series(index=frame.index, dtype=self.columns[c]) for c in absent})
+            frame = frame.assign(**{c: pd.Series(index=frame.index, dtype=_pandas_dtype(self.columns[c]))
+                                    for c in absent})
         missing = [c for c in self.columns if c not in frame.columns]
         if missing:
             where = f"{source}: " if source else ""
             raise ValueError(f"{where}the {self.name} table lacks column(s) {missing}")
-        table = frame[list(self.columns)].astype(dict(self.columns))
+        table = frame[list(self.columns)].astype({c: _pandas_dtype(t) for c, t in self.columns.items()})
+        for c in (c for c, t in self.columns.items() if t == FLOAT_LIST):
+            table[c] = pd.Series(_float_lists(table[c]), index=table.index, dtype="object")
         if not self.sort:
             return table.reset_index(drop=True)
         return table.sort_values(list(self.sort), ignore_index=True, kind="stable")
 
     def empty(self) -> pd.DataFrame:
-        return pd.DataFrame({c: pd.Series(dtype=t) for c, t in self.columns.items()})
+        return pd.DataFrame({c: pd.Series(dtype=_pandas_dtype(t)) for c, t in self.columns.items()})
 
     def check(self, frame: pd.DataFrame, source: str = "") -> None:
         """Exactly the contract: names, order and dtypes."""
         got = dict(zip(frame.columns, frame.dtypes.astype(str)))
-        if list(frame.columns) != list(self.columns) or got != dict(self.columns):
-            extra = [c for c in frame.columns if c not in self.columns]
-            wrong = {c: (got[c], t) for c, t in self.columns.items() if c in got and got[c] != t}
-            missing = [c for c in self.columns if c not in got]
-            raise ValueError(
-                f"{source or 'table'} does not follow the {self.name} contract: missing {missing}, "
-                f"unexpected {extra}, wrong dtypes {wrong} (got, expected); rerun the job that wrote it"
-            )
+        want = {c: _pandas_dtype(t) for c, t in self.columns.items()}
+        if list(frame.columns) == list(self.columns) and got == want:
+            for c in (c for c, t in self.columns.items() if t == FLOAT_LIST):
+                _float_lists(frame[c])  # every cell a 1-D list of numbers
+            return
+        extra = [c for c in frame.columns if c not in self.columns]
+        wrong = {c: (got[c], t) for c, t in want.items() if c in got and got[c] != t}
+        missing = [c for c in self.columns if c not in got]
+        raise ValueError(
+            f"{source or 'table'} does not follow the {self.name} contract: missing {missing}, "
+            f"unexpected {extra}, wrong dtypes {wrong} (got, expected); rerun the job that wrote it"
+        )
 
     def write(self, frame: pd.DataFrame, file: str | os.PathLike) -> pd.DataFrame:
         """Conform and write atomically; returns what was written."""
@@ -250,10 +283,10 @@ METRICS = Table(
 #: (a key an estimator does not use is missing in its rows: NaN / <NA>). `sigma`: the Gaussian
 #: width parameter (nocco/CKA: sigma of the bandwidth rule; renyi with width "fixed": the kernel
 #: width itself). `unit`: "" for nHSIC and CKA (unitless), "bits" or "nats" for mutual information.
-DEPENDENCE_SETTINGS = (
-    "estimator", "kernel_x", "kernel_y", "kernel_z", "sigma", "bandwidth", "epsilon",
-    "alpha", "width", "k", "noise_variance", "relative", "bins", "bin_range", "unit", "batch_size",
-)  # fmt: skip
+#: The keys and their dtypes are the estimators' declared settings (`infoplane.estimators.settings`):
+#: kernel_x, kernel_y, kernel_z, sigma, bandwidth, epsilon, alpha, width, k, noise_variance,
+#: relative, bins, bin_range (and range_max, binning's derived range, not a sort key).
+DEPENDENCE_SETTINGS = ("estimator", *_estimator_settings.IDENTITY_KEYS, "unit", "batch_size")
 
 #: One row per run × snapshot epoch × layer × estimator setting. Values are means over the
 #: n_batches consecutive evaluation batches of batch_size eval samples (`*_std`: population std
@@ -262,7 +295,11 @@ DEPENDENCE_SETTINGS = (
 #: where the estimator has no meaningful null, e.g. I(X;T) of kde and binning, which does not
 #: involve X), `null_*_batch_mean_std` the std over permutations of the null's batch mean (the
 #: spread the p-value is measured against), `excess_* = value - null mean`, `p_*` the permutation p-value of the reported
-#: (batch-mean) value, (1 + #{null batch-means >= value}) / (1 + permutations). nocco only:
+#: (batch-mean) value, (1 + #{null batch-means >= value}) / (1 + permutations). The excess per
+#: batch: `excess_*_batches` the list (length n_batches, eval-batch order) of value_b minus the
+#: mean over permutations of null_{b,p} (all NaN where the estimator has no null), and
+#: `excess_*_std` its population std over batches (the excess's own batch spread, in which the
+#: null's batch-to-batch variation cancels; `excess_*` is the list's mean). nocco only:
 #: `ceiling_zz` = nHSIC(Z;Z), `ceiling_xx`, `ceiling_yy` of the batch. binning only:
 #: `saturation_bound` = log2 of the batch size (the largest I(X;T) can be); `range_max` the
 #: upper end of the run_max bin range. Diagnostics of the layer: `mean_sq_activation` (per
@@ -271,20 +308,19 @@ DEPENDENCE_SETTINGS = (
 DEPENDENCE = Table(
     "dependence",
     {**_RUN_COLUMNS, "epoch": "int64", "layer": "int64", "layer_name": "string",
-     "estimator": "string", "kernel_x": "string", "kernel_y": "string", "kernel_z": "string",
-     "sigma": "float64", "bandwidth": "string", "epsilon": "float64",
-     "alpha": "float64", "width": "string", "k": "Int64", "noise_variance": "float64", "relative": "boolean",
-     "bins": "Int64", "bin_range": "string", "range_max": "float64", "unit": "string",
+     "estimator": "string", **_estimator_settings.COLUMN_DTYPES, "unit": "string",
      "batch_size": "int64", "n_samples": "int64", "n_batches": "int64", "permutations": "int64",
      "value_xz": "float64", "value_xz_std": "float64", "null_xz_mean": "float64", "null_xz_std": "float64",
-     "null_xz_batch_mean_std": "float64", "excess_xz": "float64", "p_xz": "float64",
+     "null_xz_batch_mean_std": "float64", "excess_xz": "float64", "excess_xz_batches": FLOAT_LIST,
+     "excess_xz_std": "float64", "p_xz": "float64",
      "value_yz": "float64", "value_yz_std": "float64", "null_yz_mean": "float64", "null_yz_std": "float64",
-     "null_yz_batch_mean_std": "float64", "excess_yz": "float64", "p_yz": "float64",
+     "null_yz_batch_mean_std": "float64", "excess_yz": "float64", "excess_yz_batches": FLOAT_LIST,
+     "excess_yz_std": "float64", "p_yz": "float64",
      "ceiling_zz": "float64", "ceiling_xx": "float64", "ceiling_yy": "float64", "saturation_bound": "float64",
      "mean_sq_activation": "float64", "median_distance": "float64", "bandwidth_ratio": "float64"},
     sort=(*RUN_KEYS, *DEPENDENCE_SETTINGS, "epoch", "layer"),
-    optional=("alpha", "width", "k", "noise_variance", "relative", "bins", "bin_range", "range_max",
-              "saturation_bound"),
+    optional=(*(k for k in _estimator_settings.COLUMN_DTYPES if k not in _estimator_settings.COMMON_KEYS),
+              "saturation_bound", "excess_xz_batches", "excess_xz_std", "excess_yz_batches", "excess_yz_std"),
 )  # fmt: skip
 
 PROBES = Table(
@@ -294,7 +330,7 @@ PROBES = Table(
     sort=(*RUN_KEYS, "epoch", "layer"),
 )  # fmt: skip
 
-#: results/paper/claims.parquet, one row per comparison (`infoplane.paper.statistics.RESULT_COLUMNS`,
+#: results/paper/claims.parquet, one row per comparison (`infoplane.paper.rule.RESULT_COLUMNS`,
 #: whose comment defines each), plus `headline` (the row is under the setting of the headline
 #: verdicts: the paper's protocol when measured, or claim 4's "n/a") and `raw_mean`, `raw_ci_low`,
 #: `raw_ci_high`: the same statistic on the raw dependence values instead of their excess over the
@@ -312,7 +348,7 @@ CLAIMS = Table(
 )  # fmt: skip
 
 #: results/paper/claim_differences.parquet, one row per comparison x seed
-#: (`infoplane.paper.statistics.DIFFERENCE_COLUMNS`): difference = value - reference.
+#: (`infoplane.paper.rule.DIFFERENCE_COLUMNS`): difference = value - reference.
 CLAIM_DIFFERENCES = Table(
     "claim_differences",
     {"claim": "string", "part": "string", "dataset": "string", "arch": "string", "setting": "string",

@@ -1,5 +1,5 @@
 """The dependence stage: how much every layer Z depends on the input X and the label Y, on
-every snapshot of one run, each value with its evidence (the engine: `infoplane.hsic`).
+every snapshot of one run, each value with its evidence (the engine: `infoplane.estimators`).
 
 Reads the eval set (inputs X, labels Y) and the run's snapshot files and returns the run's
 `contracts.DEPENDENCE` table: one row per (epoch, layer, estimator setting), with the
@@ -18,12 +18,10 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
-from . import contracts, hsic, runtime
+from . import contracts, estimators, runtime
 
 log = logging.getLogger("infoplane")
 
-#: Keys of the measurement section that describe the kernel estimators (lists allowed).
-KERNEL_KEYS = ("kernel_x", "kernel_y", "kernel_z", "sigma", "bandwidth", "epsilon")
 #: Purpose of the derived permutation seed (see runtime.derived_seed).
 _NULL_SEED = 11
 
@@ -31,18 +29,17 @@ _NULL_SEED = 11
 def settings(section: Mapping) -> list[dict]:
     """The distinct estimator settings of the config's `dependence` section, in order.
 
-    Kernel estimators (nocco, CKAs) take the section's kernel keys; an estimator with its own
-    sub-section (`renyi`, `kde`, `binning`) takes its settings from there. Every value may be a
-    list: each combination is its own setting (`hsic.expand_settings`), except `bin_range`, whose
-    [lo, hi] pair is one value."""
+    Each estimator's keys are those its settings declare (`estimators.settings`): the kernel
+    family reads the section's flat keys, an estimator with its own sub-section (`renyi`, `kde`,
+    `binning`) reads that; a key the section lacks takes the declared default. Every value may be
+    a list: each combination is its own setting (`estimators.expand_settings`), except where the
+    key declares a list to be one value (binning's [lo, hi] `bin_range`)."""
     out: list[dict] = []
     for name in section["estimators"]:
-        own = section.get(name)
-        if isinstance(own, Mapping):
-            keys = {k: ([v] if k == "bin_range" else v) for k, v in own.items()}
-        else:
-            keys = {k: section[k] for k in KERNEL_KEYS}
-        out += hsic.expand_settings({"estimators": [name], **keys})
+        declared = estimators.ESTIMATORS.get(name).settings
+        source = section.get(name, {}) if declared.own_section else section
+        keys = {k: source[k] for k in declared.keys() if k in source}
+        out += estimators.expand_settings({"estimators": [name], **keys})
     return out
 
 
@@ -70,13 +67,13 @@ def measure_snapshot(eval_set: contracts.EvalSet, snapshot: contracts.Snapshot, 
     shared = [s for s in chosen if s.get("bin_range") != "run_max"]
     frames = []
     if shared:
-        frames.append(hsic.measure_snapshot(eval_set.x, eval_set.y, snapshot.layers, shared,
+        frames.append(estimators.measure_snapshot(eval_set.x, eval_set.y, snapshot.layers, shared,
                                             layer_names=snapshot.layer_names, **common))
     for index, (name, z) in enumerate(zip(snapshot.layer_names, snapshot.layers)):
         if not per_layer:
             break
         resolved = [{**s, "range_max": max(run_max[index], 0.0)} for s in per_layer]
-        frame = hsic.measure_snapshot(eval_set.x, eval_set.y, [z], resolved, layer_names=[name], **common)
+        frame = estimators.measure_snapshot(eval_set.x, eval_set.y, [z], resolved, layer_names=[name], **common)
         frames.append(frame.assign(layer=index))
     table = pd.concat(frames, ignore_index=True)
     if "bin_range" in table:

@@ -2,8 +2,8 @@
 
     python tests/gpu/check.py [--summary FILE]      (or: make gpu-check)
 
-1. the engine's CUDA-vs-CPU agreement tests (tests/unit/test_hsic.py, test_engine.py, `-k cuda`);
-2. the dependence-engine benchmark on CUDA (`python -m infoplane.bench.hsic --device cuda`);
+1. the engine's CUDA-vs-CPU agreement tests (tests/unit/test_kernel.py, test_engine.py, `-k cuda`);
+2. the dependence-engine benchmark on CUDA (`python -m infoplane.bench.dependence --device cuda`);
 3. the training benchmark: ResNet18 on CIFAR-shaped synthetic data, e2e and layerwise-ce, against a
    bare PyTorch loop (`python -m infoplane.bench.train --synthetic --device cuda`);
 4. the tiny sweep (.test/config.yaml) end to end with `device: cuda`: train, dependence, probe,
@@ -83,9 +83,9 @@ def main(argv: list[str] | None = None) -> int:
     py = sys.executable
     results = [
         ("CUDA agreement tests", *step("CUDA agreement tests", [py, "-m", "pytest", "-q", "-k", "cuda",
-                                        "tests/unit/test_hsic.py", "tests/unit/test_engine.py"], 300)),
+                                        "tests/unit/test_kernel.py", "tests/unit/test_engine.py"], 300)),
         ("dependence benchmark", *step("dependence benchmark",
-                                       [py, "-m", "infoplane.bench.hsic", "--device", "cuda", "--repeat-seconds", "1"],
+                                       [py, "-m", "infoplane.bench.dependence", "--device", "cuda", "--repeat-seconds", "1"],
                                        300)),
     ]
     for mode in ("e2e", "layerwise-ce"):

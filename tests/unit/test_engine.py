@@ -14,9 +14,9 @@ import pytest
 import torch
 from hsic_reference import ESTIMATOR_NAMES, ref_estimate, ref_gram, ref_median_distance
 
-from infoplane import hsic
-from infoplane.hsic import (BANDWIDTHS, ESTIMATORS, FRAME_COLUMNS, KERNELS, Geometry, Permutations, Scores,
-                            expand_settings, measure_snapshot, nhsic)
+from infoplane.estimators import (BANDWIDTHS, ESTIMATORS, FRAME_COLUMNS, KERNELS, SETTING_KEYS, Geometry, Permutations,
+                                  Scores, expand_settings, kernel, measure_snapshot, nhsic, normalize_setting, null)
+from infoplane.estimators.settings import Settings, key
 
 
 PAPER = {"estimator": "nocco", "kernel_x": "gaussian", "kernel_y": "onehot", "kernel_z": "gaussian",
@@ -135,7 +135,7 @@ def test_gathered_null_equals_recomputation_on_permuted_data(estimator, kernels)
     """Each null value (one batch, one permutation) from the gather equals the estimator recomputed on
     (X, Z[pi]) and (Y, Z[pi]) from scratch: new Gram, centering, factorization. float64 data."""
     x, y, z1, _ = snapshot(n=40, dtype=torch.float64)
-    s = hsic.normalize_setting(setting(estimator=estimator, **kernels))
+    s = normalize_setting(setting(estimator=estimator, **kernels))
     est = ESTIMATORS.get(estimator)
     batches, m, count = 2, 20, 5
     stack = lambda t: t[:40].reshape(batches, m, -1)  # noqa: E731
@@ -178,8 +178,8 @@ def test_null_columns_aggregate_the_per_permutation_values(monkeypatch):
     assert row.p_xz == pytest.approx((1 + hits) / (1 + count), rel=1e-12)
     assert row.permutations == count
 
-    monkeypatch.setattr(hsic, "NULL_CHUNK_ELEMENTS", 1)
-    monkeypatch.setattr(hsic, "NULL_INDEX_CACHE_ELEMENTS", 0)
+    monkeypatch.setattr(null, "NULL_CHUNK_ELEMENTS", 1)
+    monkeypatch.setattr(null, "NULL_INDEX_CACHE_ELEMENTS", 0)
     chunked = measure_snapshot(x, y, [z1], [PAPER], batch_size=m, permutations=count, seed=5)
     pd.testing.assert_frame_equal(chunked, df, rtol=1e-13)
 
@@ -333,20 +333,20 @@ def test_x_and_y_preparations_are_built_once_per_batch_stack(monkeypatch):
             return _original(geometry, **kw)
 
         monkeypatch.setitem(KERNELS._entries, name, counted)
-    original_ridge = hsic.ridge_matrix
+    original_ridge = kernel.ridge_matrix
 
     def counted_ridge(*args, **kw):
         calls["ridge"] += 1
         return original_ridge(*args, **kw)
 
-    monkeypatch.setattr(hsic, "ridge_matrix", counted_ridge)
-    original_prepare = hsic.KernelEstimator.prepare
+    monkeypatch.setattr(kernel, "ridge_matrix", counted_ridge)
+    original_prepare = kernel.KernelEstimator.prepare
 
     def counted_prepare(self, data, role, s):
         calls["prepare"].append(role)
         return original_prepare(self, data, role, s)
 
-    monkeypatch.setattr(hsic.KernelEstimator, "prepare", counted_prepare)
+    monkeypatch.setattr(kernel.KernelEstimator, "prepare", counted_prepare)
     x, y = torch.randn(30, 4), torch.arange(30) % 3
     df = measure_snapshot(x, y, [x, x + 1, x * 3], [setting(estimator=e) for e in ESTIMATOR_NAMES],
                           batch_size=10, permutations=4, seed=0)
@@ -392,8 +392,9 @@ def test_frame_columns_dtypes_and_unused_keys():
     assert tuple(df.columns) == FRAME_COLUMNS
     ints = ("layer", "batch_size", "n_samples", "n_batches", "permutations")
     strings = ("layer_name", "estimator", "kernel_x", "kernel_y", "kernel_z", "bandwidth", "unit")
+    lists = ("excess_xz_batches", "excess_yz_batches")  # one (n_batches,) float64 array per row
     for c in df.columns:
-        want = "int64" if c in ints else "string" if c in strings else "float64"
+        want = "int64" if c in ints else "string" if c in strings else "object" if c in lists else "float64"
         assert str(df[c].dtype) == want, c
     assert df["layer"].tolist() == [0, 0, 0, 1, 1, 1] and df["layer_name"].tolist()[::3] == ["conv", "fc"]
     assert (df["unit"] == "").all()
@@ -422,10 +423,11 @@ def test_expand_settings_grid_order_and_deduplication():
     grid = expand_settings(section)
     assert grid[0] == PAPER  # the first value of every list first: the paper's protocol
     nocco = [s for s in grid if s["estimator"] == "nocco"]
-    # bandwidth x sigma (median ignores sigma) x epsilon = (2 + 1 + 2) x 2
+    # sigma x bandwidth (median ignores sigma) x epsilon = (2 + 1 + 2) x 2, in the declared key order
     assert len(nocco) == 10
-    assert [(s["bandwidth"], s["sigma"], s["epsilon"]) for s in nocco[:4]] == [
-        ("fixed", 5.0, 1e-5), ("fixed", 5.0, 1e-3), ("fixed", 1.0, 1e-5), ("fixed", 1.0, 1e-3)]
+    assert [(s["bandwidth"], s["sigma"], s["epsilon"]) for s in nocco[:6]] == [
+        ("fixed", 5.0, 1e-5), ("fixed", 5.0, 1e-3), ("median", None, 1e-5), ("median", None, 1e-3),
+        ("median_scaled", 5.0, 1e-5), ("median_scaled", 5.0, 1e-3)]
     assert all(s["sigma"] is None for s in nocco if s["bandwidth"] == "median")
     cka = [s for s in grid if s["estimator"] == "cka"]
     assert len(cka) == 5 and all(s["epsilon"] is None for s in cka)  # epsilon does not multiply cka
@@ -433,7 +435,7 @@ def test_expand_settings_grid_order_and_deduplication():
     assert [s["estimator"] for s in grid] == ["nocco"] * 10 + ["cka"] * 5 + ["nocco_normalized"] * 10
     assert len({tuple(sorted(s.items(), key=str)) for s in grid}) == len(grid)
     assert expand_settings(section) == grid  # deterministic
-    assert set(grid[0]) == set(hsic.SETTING_KEYS)
+    assert set(grid[0]) == set(SETTING_KEYS)
 
 
 def test_expand_settings_linear_kernels_drop_bandwidth_and_sigma():
@@ -464,13 +466,18 @@ def test_expand_settings_bad_values(section, error, match):
 
 
 @dataclass
+class _PowerSettings(Settings):
+    power: int = key(1, dtype="Int64")
+
+
+@dataclass
 class _CorrelationEstimator:
     """A toy plug-in (raw stacks, no geometry): |corr| of the first coordinates of X and Z, and of Y
     and Z's first coordinate; a null for Y only (as an MI estimator without an X null would), an extra."""
 
     name: str = "first_corr"
     unit: str = "abs_corr"
-    setting_keys: tuple = ("power",)
+    settings = _PowerSettings
 
     def reference_key(self, role, s):
         return (self.name, role)
@@ -566,7 +573,10 @@ def test_bad_input_raises_clear_errors():
     with pytest.raises(ValueError, match="non-empty list of setting dicts"):
         measure_snapshot(x, y, [x], PAPER, **kw)
     with pytest.raises(ValueError, match="lacks epsilon"):
-        measure_snapshot(x, y, [x], [{k: v for k, v in PAPER.items() if k != "epsilon"}], **kw)
+        measure_snapshot(x, y, [x], [{**PAPER, "epsilon": None}], **kw)
+    # a key left out takes the estimator's declared default (nocco's are the paper's protocol)
+    assert normalize_setting({k: v for k, v in PAPER.items() if k != "epsilon"}) == normalize_setting(PAPER)
+    assert normalize_setting({"estimator": "nocco"}) == normalize_setting(PAPER)
     with pytest.raises(KeyError, match="unknown estimator 'mine'"):
         measure_snapshot(x, y, [x], [setting(estimator="mine")], **kw)
     with pytest.raises(ValueError, match="permutations must be an integer >= 0, got -1"):
@@ -611,3 +621,56 @@ def test_cuda_agrees_with_cpu():
     for c in ("value_xz", "value_yz", "null_xz_mean", "null_yz_mean", "ceiling_zz", "median_distance"):
         np.testing.assert_allclose(gpu[c], cpu[c], rtol=1e-6, err_msg=c)
     np.testing.assert_array_equal(gpu["p_xz"], cpu["p_xz"])  # the same permutations on every device
+
+
+def test_per_batch_excess_columns_against_a_float64_loop(tmp_path):
+    """excess_*_batches = value_b - mean_p null_{b,p} per batch in eval-batch order, excess_*_std its
+    population std over batches, both checked against a float64 loop of single-pair nHSICs; the
+    existing excess_* is the list's mean. The layer's scale differs between batches, so the raw
+    value and the null move from batch to batch: the excess's spread is not the value's."""
+    x, y, z1, _ = snapshot(n=80, dtype=torch.float64)
+    batches, m, count = 4, 20, 6
+    scale = torch.tensor([1.0, 3.0, 0.3, 6.0], dtype=torch.float64).repeat_interleave(m)[:, None]
+    z = z1 * scale
+    df = measure_snapshot(x, y, [z], [PAPER], batch_size=m, permutations=count, seed=9)
+    perms = Permutations.draw(batches, count, m, seed=9, device=torch.device("cpu")).perms
+    row = df.iloc[0]
+    for role, ref, ref_kernel in (("xz", x, "gaussian"), ("yz", y, "onehot")):
+        per_batch = []
+        for b in range(batches):
+            rb, zb = ref[b * m:(b + 1) * m], z[b * m:(b + 1) * m]
+            value = nhsic(rb, zb, kernel_a=ref_kernel)
+            nulls = [nhsic(rb, zb[perms[b, p]], kernel_a=ref_kernel) for p in range(count)]
+            per_batch.append(value - np.mean(nulls))
+        got = row[f"excess_{role}_batches"]
+        assert isinstance(got, np.ndarray) and got.dtype == np.float64 and got.shape == (batches,)
+        np.testing.assert_allclose(got, per_batch, rtol=1e-9, atol=1e-12)
+        assert row[f"excess_{role}_std"] == pytest.approx(np.std(per_batch), rel=1e-8, abs=1e-13)
+        assert row[f"excess_{role}"] == pytest.approx(np.mean(got), rel=1e-12, abs=1e-13)
+        assert row[f"excess_{role}_std"] != pytest.approx(row[f"value_{role}_std"], rel=0.05)
+
+    # through the table contract and Parquet (list<double>) and back, unchanged
+    from infoplane import contracts
+
+    table = df.assign(epoch=0, dataset="d", arch="a", mode="e2e", seed=0)
+    written = contracts.DEPENDENCE.write(table, tmp_path / "t.parquet")
+    back = contracts.DEPENDENCE.read(tmp_path / "t.parquet")
+    import pyarrow.parquet as pq
+
+    assert str(pq.read_schema(tmp_path / "t.parquet").field("excess_xz_batches").type) == "list<element: double>"
+    np.testing.assert_array_equal(np.stack(back["excess_xz_batches"]), np.stack(written["excess_xz_batches"]))
+
+
+KDE = {"estimator": "kde", "noise_variance": 0.1, "relative": False, "unit": "nats"}
+
+
+def test_per_batch_excess_is_nan_without_a_null():
+    """No permutations, or an estimator without a null (kde's I(X;T)): a list of n_batches NaNs."""
+    x, y, z1, _ = snapshot(n=60, dtype=torch.float64)
+    df = measure_snapshot(x, y, [z1], [PAPER, KDE], batch_size=20, permutations=0, seed=0)
+    for col in ("excess_xz_batches", "excess_yz_batches"):
+        assert all(len(v) == 3 and np.isnan(v).all() for v in df[col])
+    assert df["excess_xz_std"].isna().all()
+    kde = measure_snapshot(x, y, [z1], [KDE], batch_size=20, permutations=5, seed=0).iloc[0]
+    assert np.isnan(kde["excess_xz_batches"]).all() and len(kde["excess_xz_batches"]) == 3
+    assert np.isfinite(kde["excess_yz_batches"]).all() and np.isfinite(kde["excess_yz_std"])

@@ -192,16 +192,23 @@ def test_sensitivity_sweep_finds_sigma_and_epsilon_grids():
 # ---------------------------------------------------------------- compression summary
 
 
-def trajectory_table(values: dict[int, list[float]], value_std: float = 0.1, nulls: bool = True) -> pd.DataFrame:
-    """Layer 0 of one e2e run per seed with the given excess_xz per epoch (seed -> values)."""
+def trajectory_table(values: dict[int, list[float]], value_std: float = 0.1, nulls: bool = True,
+                     batches=None) -> pd.DataFrame:  # fmt: skip
+    """Layer 0 of one e2e run per seed with the given excess_xz per epoch (seed -> values);
+    batches(epoch) -> the per-batch deviations of the excess from its batch mean (N_BATCHES)."""
     frame = table(modes=("e2e",), seeds=tuple(values), epochs=tuple(range(len(next(iter(values.values()))))))
     frame = frame[frame["layer"] == 0].copy()
+    frame["excess_xz_batches"] = pd.Series([None] * len(frame), index=frame.index, dtype=object)
     for seed, series in values.items():
         for epoch, v in enumerate(series):
             at = (frame["seed"] == seed) & (frame["epoch"] == epoch)
             frame.loc[at, "value_xz"] = v + 50.0
             frame.loc[at, "null_xz_mean"] = 50.0 if nulls else math.nan
             frame.loc[at, "excess_xz"] = v if nulls else math.nan
+            if batches is not None:
+                deviation = np.asarray(batches(epoch), float)
+                frame.loc[at, "excess_xz_std"] = deviation.std()
+                frame.loc[at, "excess_xz_batches"] = pd.Series([list(v + deviation)], index=frame.index[at])
     frame["value_xz_std"] = value_std
     return with_settings(frame)
 
@@ -225,13 +232,35 @@ def test_compression_summary_known_answers():
     assert few["verdict"] == "too few epochs"
 
 
-def test_compression_summary_with_one_seed_uses_the_batches_and_raw_values_without_null():
-    # one seed: se = sqrt(s^2 + s^2) / sqrt(B) with s = 0.1, B = 4 -> 0.0707; a fall of 1 of 10 is beyond it
-    row = C.compression_summary(trajectory_table({0: [1, 10, 9.0]})).iloc[0]
-    assert row["fall_se"] == pytest.approx(math.sqrt(0.02) / 2) and row["verdict"] == "falls"
-    assert C.compression_summary(trajectory_table({0: [1, 10, 9.0]}, value_std=2.0)).iloc[0]["verdict"] == "unclear"
-    raw = C.compression_summary(trajectory_table({0: [1, 10, 9.0], 1: [1, 10, 9.0]}, nulls=False)).iloc[0]
+#: Per-batch patterns (mean 0) that differ between epochs: batch noise that pairing does not cancel.
+PATTERNS = {0: [1.0, -1.0, 1.0, -1.0], 1: [1.0, 1.0, -1.0, -1.0], 2: [-1.0, 1.0, 1.0, -1.0]}
+
+
+def test_compression_summary_with_one_seed_gates_on_the_excess_batches_paired():
+    # the null varies strongly between batches (the raw value's spread 5.0) but the excess barely
+    # (0.05 x the pattern): the fall of 1 from 10 is far beyond the excess's own batch noise
+    steady = trajectory_table({0: [1, 10, 9.0]}, value_std=5.0, batches=lambda e: 0.05 * np.array(PATTERNS[e]))
+    row = C.compression_summary(steady).iloc[0]
+    fall_b = 0.05 * (np.array(PATTERNS[1]) - np.array(PATTERNS[2]))  # peak epoch 1 minus last epoch 2, per batch
+    assert row["fall_se"] == pytest.approx(np.std(fall_b, ddof=1) / math.sqrt(N_BATCHES))
+    assert row["verdict"] == "falls"
+    # the other way round: a steady raw value (0.01) whose excess swings between batches (±3, a different
+    # pattern at each epoch): the fall of 1 is within the excess's batch noise
+    swinging = trajectory_table({0: [1, 10, 9.0]}, value_std=0.01, batches=lambda e: 3.0 * np.array(PATTERNS[e]))
+    assert C.compression_summary(swinging).iloc[0]["verdict"] == "unclear"
+    # batch effects shared by every epoch cancel in the fall (paired), though each epoch's spread is large
+    shared = trajectory_table({0: [1, 10, 9.0]}, batches=lambda e: 3.0 * np.array(PATTERNS[0]))
+    assert C.compression_summary(shared).iloc[0]["fall_se"] == pytest.approx(0.0, abs=1e-12)
+    unpaired = shared.assign(excess_xz_batches=None)  # a table without the per-batch excess: from its std
+    row = C.compression_summary(unpaired).iloc[0]
+    assert row["fall_se"] == pytest.approx(math.hypot(3.0, 3.0) / math.sqrt(N_BATCHES - 1))
+    assert row["verdict"] == "unclear"
+
+
+def test_compression_summary_with_one_seed_uses_the_value_spread_without_null():
+    raw = C.compression_summary(trajectory_table({0: [1, 10, 9.0]}, nulls=False)).iloc[0]
     assert raw["quantity"] == "value" and raw["peak"] == pytest.approx(60.0) and raw["final"] == pytest.approx(59.0)
+    assert raw["fall_se"] == pytest.approx(math.hypot(0.1, 0.1) / math.sqrt(N_BATCHES - 1))  # the value's spread
 
 
 # ---------------------------------------------------------------- figures and their data
@@ -401,7 +430,7 @@ def test_sensitivity_and_estimator_figures_from_a_real_measurement(tmp_path):
     grid and every estimator family; the figures are drawn from its table."""
     import torch
 
-    from infoplane import dependence, hsic
+    from infoplane import dependence, estimators
 
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(64, 12, generator=gen)
@@ -418,7 +447,7 @@ def test_sensitivity_and_estimator_figures_from_a_real_measurement(tmp_path):
             for w in weights:
                 h = torch.relu(h @ (w * scale * (1 + epoch)))
                 layers.append(h.clone())
-            frame = hsic.measure_snapshot(x, y, layers, dependence.settings(section), batch_size=32, permutations=8,
+            frame = estimators.measure_snapshot(x, y, layers, dependence.settings(section), batch_size=32, permutations=8,
                                           seed=epoch, num_classes=3, layer_names=LAYERS, device="cpu")  # fmt: skip
             frames.append(frame.assign(dataset="toy", arch="net", mode=mode, seed=0, epoch=epoch))
     data = inputs_of(pd.concat(frames, ignore_index=True))

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from infoplane import mutual_information as mi
-from infoplane.mutual_information import (
+from infoplane.estimators import geometry
+from infoplane.estimators import (
     BinningEstimator,
     KDEEstimator,
     RenyiEstimator,
@@ -92,7 +92,8 @@ def naive_renyi(x, y, z, alpha, rule, k=None, sigma=None):
 
 
 def naive_kde_entropy(t: np.ndarray, s2: float) -> float:
-    """METHOD.md: H = d/2 - (1/m) sum_i [log((1/m) sum_j exp(-D_ij/(2 s2))) - (d/2) log(2 pi s2)]."""
+    """Kolchinsky & Tracey (2017), the pairwise-distance (KL) upper bound as Saxe et al. (2018) use it:
+    H = d/2 - (1/m) sum_i [log((1/m) sum_j exp(-D_ij/(2 s2))) - (d/2) log(2 pi s2)]."""
     m, d = t.shape
     d2 = naive_sq_dists(t)
     total = 0.0
@@ -272,7 +273,7 @@ def test_chunked_paths_agree_with_unchunked(monkeypatch):
     x, y, z, perms = make_data(3, 16, seed=5)
     settings = {RenyiEstimator: {"k": 4}, KDEEstimator: {}, BinningEstimator: {"bins": 4}}
     whole = {cls: run(cls(), x, y, z, s, perms) for cls, s in settings.items()}
-    monkeypatch.setattr(mi, "STACK_BUDGET_ELEMENTS", 50)  # below one batch: one batch / permutation at a time
+    monkeypatch.setattr(geometry, "STACK_BUDGET_ELEMENTS", 50)  # below one batch: one batch / permutation at a time
     for cls, s in settings.items():
         part = run(cls(), x, y, z, s, perms)
         close(part.value_xz, whole[cls].value_xz.numpy())

@@ -14,15 +14,17 @@ from paper_synth import SETTING, as_setting, synth
 from infoplane import cli, contracts
 from infoplane.paper import build
 from infoplane.paper import claims as C
-from infoplane.paper import statistics as S
-from infoplane.paper.figures import KINDS, claim_figures
+from infoplane.paper import rule as S
+from infoplane.paper.claims import data as D
+from infoplane.paper.claims import registry
+from infoplane.paper.figures import KINDS
 from infoplane.registry import Registry
 from infoplane.paper.common import Inputs, deep_layers, middle_layers
 from infoplane.paper.tables import TABLES
 from infoplane.paper.render import Display, Section, latex_escape, to_latex, to_markdown
 
 
-FAST = C.Options(n_boot=200, n_perm=199)  # claim 5's draws, smaller for speed (smallest p 1/200)
+FAST = C.Options(n_perm=199)  # claim 5's draws, fewer for speed (smallest p 1/200)
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
@@ -182,7 +184,7 @@ def test_an_estimator_without_a_null_for_x_uses_its_raw_value_and_says_so():
     report = C.evaluate(with_dependence(binning), FAST)
     basis = report.settings.set_index("setting")
     label = next(s for s in basis.index if s.startswith("binning"))
-    assert basis.loc[label, "basis_xz"] == S.RAW and basis.loc[label, "basis_yz"] == S.EXCESS
+    assert basis.loc[label, "basis_xz"] == D.RAW and basis.loc[label, "basis_yz"] == D.EXCESS
     rows = primary_rows(report.results, "1")
     by_setting = rows.set_index("setting")["mean"]
     assert by_setting[label] == pytest.approx(2 * by_setting[report.headline_setting])  # raw = 2 x excess here
@@ -213,11 +215,11 @@ def test_claims_outputs_hold_the_same_content_and_a_figure_per_claim(tmp_path, p
     assert order == sorted(order)
     for name in C.claim_ids():
         assert f"- **Claim {name}: holds** — " in md
-    assert "90 % interval" in md and "two one-sided 95 % bounds" in md
+    assert "compatible with those Holm decisions" in md and "(compatible with Holm)" in md
     assert html_text.count("<table>") == 3 + len(C.claim_ids())
     for r in table.itertuples():  # every comparison's verdict and reason in both renderings
         assert r.reason.replace("|", "\\|") in md and html.escape(r.reason) in html_text
-    figures = claim_figures(paper_like.results, paper_like.differences, tmp_path / "figures", C.figure_labels())
+    figures = C.claim_figures(paper_like.results, paper_like.differences, tmp_path / "figures")
     assert [p.name for p in figures] == [f"claim{c}.png" for c in C.claim_ids()]
     assert all(p.read_bytes()[:8] == PNG for p in figures)
 
@@ -226,7 +228,7 @@ def test_several_dataset_arch_get_one_figure_each(tmp_path):
     first, second = synth(seeds=(0, 1)), synth(seeds=(0, 1), dataset="toy2")
     data = Inputs.from_frames(*(pd.concat([a, b], ignore_index=True) for a, b in zip(first, second)))
     report = C.evaluate(data, FAST)
-    figures = claim_figures(report.results, report.differences, tmp_path, C.figure_labels())
+    figures = C.claim_figures(report.results, report.differences, tmp_path)
     assert sorted(p.name for p in figures) == sorted(f"claim{c}_{d}_net.png" for c in C.claim_ids()
                                                      for d in ("toy", "toy2"))  # fmt: skip
     assert all(p.read_bytes()[:8] == PNG for p in figures)
@@ -240,7 +242,7 @@ def test_claims_are_registered_and_adding_one_is_one_function(monkeypatch):
     fresh = Registry("claim")
     for name in C.claim_ids():
         fresh.register(name)(C.CLAIMS.get(name))
-    monkeypatch.setattr(C, "CLAIMS", fresh)
+    monkeypatch.setattr(registry, "CLAIMS", fresh)
 
     @C.claim("6", title="probe accuracy", statement="s", statistic="last-epoch probe accuracy", mean="E2E − other")
     def probe_accuracy(dependence, metrics, options):
@@ -257,7 +259,7 @@ def test_claims_are_registered_and_adding_one_is_one_function(monkeypatch):
     def wrong(dependence, metrics, options):
         return pd.DataFrame({"claim": ["7"]}), pd.DataFrame()
 
-    with pytest.raises(ValueError, match="claim 7 returned columns.*use statistics.decide"):
+    with pytest.raises(ValueError, match="claim 7 returned columns.*use rule.decide"):
         C.evaluate_claims(dependence.assign(setting="s"), metrics, FAST, claims=["7"])
 
 

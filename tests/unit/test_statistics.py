@@ -10,28 +10,47 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy import stats
 
 from infoplane.paper import claims
-from infoplane.paper import statistics as S
+from infoplane.paper import rule as S
+from infoplane.paper.claims import accuracy as c4
+from infoplane.paper.claims import bottleneck as c3
+from infoplane.paper.claims import data as D
+from infoplane.paper.claims import differentiation as c2
+from infoplane.paper.claims import generalization as c5
+from infoplane.paper.claims import input_information as c1
 
 ALPHA = 0.05
 
 
 # ---------------------------------------------------------------- synthetic tables
+def batch_pattern(n_batches: int, key: int) -> np.ndarray:
+    """A fixed pseudo-random per-batch pattern with mean 0 and population std 1 (key: which one)."""
+    z = np.random.default_rng(key).standard_normal(n_batches)
+    return (z - z.mean()) / z.std()
+
+
 def dependence_table(curve, modes=("e2e", "layerwise"), seeds=range(6), epochs=range(10), n_blocks=4,
                      setting="nocco", p=0.001, std=0.001, n_batches=8, dataset="toy", arch="net"):  # fmt: skip
     """One row per run x epoch x layer; curve(mode, seed, layer, epoch) -> (excess_xz, excess_yz)
-    or (excess_xz, excess_yz, p_xz). The classifier is layer n_blocks."""
+    or (excess_xz, excess_yz, p_xz). The classifier is layer n_blocks. Per batch, the excess is
+    its batch mean + std x a pattern that differs between epochs (batch noise that pairing over
+    batches does not cancel); the value is excess + 1 (X) / + 0.5 (Y) with the same spread."""
     rows = []
     for mode, seed, layer, epoch in itertools.product(modes, seeds, range(n_blocks + 1), epochs):
         out = curve(mode, seed, layer, epoch)
         x, y = out[0], out[1]
         p_x = out[2] if len(out) > 2 else p
+        noise = std * batch_pattern(n_batches, 1000 * seed + epoch)
         rows.append(dict(dataset=dataset, arch=arch, mode=mode, seed=seed, epoch=epoch, layer=layer,
                          layer_name="classifier" if layer == n_blocks else f"b{layer}", setting=setting,
                          value_xz=x + 1.0, value_xz_std=std, value_yz=y + 0.5, value_yz_std=std,
-                         n_batches=n_batches, excess_xz=x, excess_yz=y, p_xz=p_x, p_yz=p))  # fmt: skip
+                         n_batches=n_batches, excess_xz=x, excess_yz=y, p_xz=p_x, p_yz=p, excess_xz_std=std,
+                         excess_yz_std=std, excess_xz_batches=list(x + noise),
+                         excess_yz_batches=list(y + noise)))  # fmt: skip
     return pd.DataFrame(rows)
 
 
@@ -274,12 +293,12 @@ def deep_curve(reverse=False):
 
 
 def test_claim1_statistic_is_the_excess_over_the_deeper_blocks_at_the_last_epoch():
-    per_seed = S.deep_input_dependence(dependence_table(deep_curve()))
+    per_seed = c1.deep_input_dependence(dependence_table(deep_curve()))
     deep = per_seed[per_seed["part"] == "deeper_blocks"].set_index(["mode", "seed"])["value"]
     for seed in range(6):
         assert deep[("e2e", seed)] == pytest.approx(0.5 + 0.01 * seed)
         assert deep[("layerwise", seed)] == pytest.approx(0.1)  # (0.2 + 0) / 2: the null layer counts 0
-    res, diffs = S.claim_input_information(dependence_table(deep_curve()))
+    res, diffs = c1.input_information(dependence_table(deep_curve()))
     main = res[res["part"] == "deeper_blocks"].iloc[0]
     assert main["verdict"] == "holds" and main["primary"]
     assert main["mean"] == pytest.approx(0.4 + 0.01 * 2.5)
@@ -290,28 +309,28 @@ def test_claim1_statistic_is_the_excess_over_the_deeper_blocks_at_the_last_epoch
 
 def test_used_dependence_is_the_excess_raw_only_without_a_null_and_nan_without_permutations():
     dep = dependence_table(deep_curve()).assign(permutations=32)
-    used = S.used_dependence(dep)
+    used = D.used_dependence(dep)
     within_null = dep["p_xz"] >= 0.05
     assert (used.loc[within_null, "dep_xz"] == 0).all()
     assert np.allclose(used.loc[~within_null, "dep_xz"], dep.loc[~within_null, "excess_xz"])
     # kde / binning I(X;T): null, excess and p NaN although permutations were drawn -> the raw value
     no_null = dep.assign(excess_xz=np.nan, p_xz=np.nan)
-    assert np.allclose(S.used_dependence(no_null)["dep_xz"], dep["value_xz"])
-    assert np.allclose(S.used_dependence(no_null)["dep_yz"], dep["excess_yz"])
-    basis = S.dependence_basis(no_null).set_index("setting")
-    assert basis.loc["nocco", "basis_xz"] == S.RAW and basis.loc["nocco", "basis_yz"] == S.EXCESS
+    assert np.allclose(D.used_dependence(no_null)["dep_xz"], dep["value_xz"])
+    assert np.allclose(D.used_dependence(no_null)["dep_yz"], dep["excess_yz"])
+    basis = D.dependence_basis(no_null).set_index("setting")
+    assert basis.loc["nocco", "basis_xz"] == D.RAW and basis.loc["nocco", "basis_yz"] == D.EXCESS
     # no permutations at all: no evidence, NaN (never the raw value)
     bare = no_null.assign(permutations=0, excess_yz=np.nan, p_yz=np.nan)
-    assert S.used_dependence(bare)[["dep_xz", "dep_yz"]].isna().all().all()
-    assert S.dependence_basis(bare)["basis_xz"].item() == S.NO_EVIDENCE
+    assert D.used_dependence(bare)[["dep_xz", "dep_yz"]].isna().all().all()
+    assert D.dependence_basis(bare)["basis_xz"].item() == D.NO_EVIDENCE
     with pytest.raises(ValueError, match="lacks value_xz"):
-        S.used_dependence(no_null.drop(columns="value_xz"))
+        D.used_dependence(no_null.drop(columns="value_xz"))
 
 
 def test_raw_dependence_gives_the_same_statistic_on_the_values():
     dep = dependence_table(deep_curve())  # value = excess + 1 on X in this table
-    raw = S.deep_input_dependence(S.raw_dependence(dep))
-    excess = S.deep_input_dependence(dep)
+    raw = c1.deep_input_dependence(D.raw_dependence(dep))
+    excess = c1.deep_input_dependence(dep)
     raw_deep = raw[raw["part"] == "deeper_blocks"].set_index(["mode", "seed"])["value"]
     assert raw_deep[("e2e", 0)] == pytest.approx(0.5 + 1.0)
     assert raw_deep[("layerwise", 0)] == pytest.approx((0.2 + 0.3) / 2 + 1.0)  # the null layer counts as is
@@ -319,7 +338,7 @@ def test_raw_dependence_gives_the_same_statistic_on_the_values():
 
 
 def test_claim1_reversed_fails():
-    res, _ = S.claim_input_information(dependence_table(deep_curve(reverse=True)))
+    res, _ = c1.input_information(dependence_table(deep_curve(reverse=True)))
     assert set(res["verdict"]) == {"fails"}
 
 
@@ -328,17 +347,17 @@ def test_trajectory_statistics_known_values():
     t = np.arange(4.0)[:, None]
     right = np.hstack([t, 0 * t])  # layer 0 moves right by 1 per snapshot
     y0 = np.zeros((4, 2))
-    assert S.trajectory_statistics(np.hstack([t, -t]), y0)[0] == pytest.approx(2.0)  # opposite
-    assert S.trajectory_statistics(right, np.hstack([0 * t, t]))[0] == pytest.approx(1.0)  # orthogonal
-    shape, dist = S.trajectory_statistics(np.hstack([t, 2 * t + 100]), y0)  # same direction, far apart
+    assert c2.trajectory_statistics(np.hstack([t, -t]), y0)[0] == pytest.approx(2.0)  # opposite
+    assert c2.trajectory_statistics(right, np.hstack([0 * t, t]))[0] == pytest.approx(1.0)  # orthogonal
+    shape, dist = c2.trajectory_statistics(np.hstack([t, 2 * t + 100]), y0)  # same direction, far apart
     assert shape == pytest.approx(0.0, abs=1e-12) and dist > 100
-    assert math.isnan(S.trajectory_statistics(np.hstack([t, 0 * t + 1]), y0)[0])  # a layer that never moves
+    assert math.isnan(c2.trajectory_statistics(np.hstack([t, 0 * t + 1]), y0)[0])  # a layer that never moves
 
 
 def test_trajectory_shape_ignores_scale_and_position(rng):
     x, y = rng.normal(size=(6, 4)), rng.normal(size=(6, 4))
-    shape = S.trajectory_statistics(x, y)[0]
-    assert S.trajectory_statistics(3 * x + 7, 3 * y - 2)[0] == pytest.approx(shape)
+    shape = c2.trajectory_statistics(x, y)[0]
+    assert c2.trajectory_statistics(3 * x + 7, 3 * y - 2)[0] == pytest.approx(shape)
 
 
 def differentiation_curve(reverse=False):
@@ -357,7 +376,7 @@ def differentiation_curve(reverse=False):
 
 
 def test_claim2_differentiation_holds_on_turning_trajectories_and_fails_reversed():
-    res, _ = S.claim_differentiation(dependence_table(differentiation_curve()))
+    res, _ = c2.differentiation(dependence_table(differentiation_curve()))
     shape = res[res["part"] == "trajectory_shape"].iloc[0]
     assert shape["verdict"] == "holds" and shape["primary"]
     # blocks at 0/50/100/150 degrees: the six pairs differ by 50, 100, 150, 50, 100, 50 degrees
@@ -365,7 +384,7 @@ def test_claim2_differentiation_holds_on_turning_trajectories_and_fails_reversed
     assert shape["mean"] == pytest.approx(expected, abs=0.02)
     spread = res[res["part"] == "mean_distance"].iloc[0]
     assert spread["verdict"] == "fails"  # layer-wise points are further apart: spread is not differentiation
-    res, _ = S.claim_differentiation(dependence_table(differentiation_curve(reverse=True)))
+    res, _ = c2.differentiation(dependence_table(differentiation_curve(reverse=True)))
     assert res[res["part"] == "trajectory_shape"]["verdict"].iloc[0] == "fails"
 
 
@@ -389,7 +408,7 @@ def bottleneck_curve(x_shape="rise_fall", y_rises=True, noise=0.01):
 
 
 def test_claim3_fitting_then_compression_holds_with_the_peak_epoch():
-    res, diffs = S.claim_bottleneck(dependence_table(bottleneck_curve(), modes=("e2e",)))
+    res, diffs = c3.bottleneck(dependence_table(bottleneck_curve(), modes=("e2e",)))
     rows = res.set_index("part")
     assert list(rows["verdict"]) == ["holds", "holds"]
     assert rows.loc["compression", "peak_epoch"] == 4
@@ -400,17 +419,17 @@ def test_claim3_fitting_then_compression_holds_with_the_peak_epoch():
 
 
 def test_claim3_with_one_seed_is_underpowered_and_says_how_many_seeds():
-    res, _ = S.claim_bottleneck(dependence_table(bottleneck_curve(), seeds=range(1)))
+    res, _ = c3.bottleneck(dependence_table(bottleneck_curve(), seeds=range(1)))
     e2e = res[res["mode"] == "e2e"]
     assert set(e2e["verdict"]) == {"underpowered"} and e2e["reason"].str.contains("needs >= 5").all()
-    short, _ = S.claim_bottleneck(dependence_table(bottleneck_curve(), epochs=range(2)))
+    short, _ = c3.bottleneck(dependence_table(bottleneck_curve(), epochs=range(2)))
     assert set(short.loc[short["mode"] == "e2e", "verdict"]) == {"inconclusive"}  # no statistic on 2 snapshots
     assert set(short.loc[short["mode"] == "layerwise", "verdict"]) == {"descriptive"}
 
 
 def test_claim3_still_rising_fails_and_other_modes_are_descriptive():
     dep = dependence_table(bottleneck_curve("rising", y_rises=False), modes=("e2e", "layerwise"))
-    res, _ = S.claim_bottleneck(dep)
+    res, _ = c3.bottleneck(dep)
     e2e = res[res["mode"] == "e2e"].set_index("part")
     assert e2e.loc["compression", "verdict"] == "fails" and e2e.loc["fitting", "verdict"] == "fails"
     assert set(res.loc[res["mode"] == "layerwise", "verdict"]) == {"descriptive"}
@@ -418,29 +437,80 @@ def test_claim3_still_rising_fails_and_other_modes_are_descriptive():
 
 
 def test_claim3_peak_at_the_first_snapshot_is_not_compression_after_fitting():
-    res, _ = S.claim_bottleneck(dependence_table(bottleneck_curve("falling"), modes=("e2e",)))
+    res, _ = c3.bottleneck(dependence_table(bottleneck_curve("falling"), modes=("e2e",)))
     comp = res[res["part"] == "compression"].iloc[0]
     assert comp["peak_epoch"] == 0 and comp["verdict"] == "inconclusive"
     assert "first snapshot" in comp["reason"]
 
 
-def test_claim3_fall_within_the_batch_noise_is_not_compression():
-    res, _ = S.claim_bottleneck(dependence_table(bottleneck_curve(), modes=("e2e",), std=1.0, n_batches=4))
-    comp = res[res["part"] == "compression"].iloc[0]
+def with_last_block_batches(dep: pd.DataFrame, value_xz, value_std: float, batches, n_batches: int = 8) -> pd.DataFrame:
+    """The last block's (layer 3) X columns replaced: value_xz(seed, epoch) (moving independently of the
+    excess), its batch spread value_std, and the per-batch excess excess + batches(seed, epoch)."""
+    out = dep.copy()
+    last = out.index[out["layer"] == 3]
+    for i in last:
+        seed, epoch, excess = out.at[i, "seed"], out.at[i, "epoch"], out.at[i, "excess_xz"]
+        deviation = np.asarray(batches(seed, epoch), float)
+        out.at[i, "value_xz"] = value_xz(seed, epoch)
+        out.at[i, "excess_xz_batches"] = list(excess + deviation)
+        out.at[i, "excess_xz_std"] = float(deviation.std())
+    out.loc[last, "value_xz_std"] = value_std
+    out["n_batches"] = n_batches
+    return out
+
+
+def test_claim3_gate_passes_when_the_null_swings_between_batches_but_the_excess_does_not():
+    """nocco-like: the raw value is mostly null, and the null varies strongly from batch to batch (raw
+    spread 5 against a fall of 0.3) while the excess is steady (0.001 per batch). The gate reads the
+    excess's own spread, paired over batches: compression holds (the raw spread would have blocked it)."""
+    dep = dependence_table(bottleneck_curve(), modes=("e2e",))
+    dep = with_last_block_batches(dep, value_xz=lambda s, e: 40.0 + 3 * math.sin(e + s), value_std=5.0,
+                                  batches=lambda s, e: 0.001 * batch_pattern(8, 1000 * s + e))  # fmt: skip
+    comp = c3.bottleneck(dep)[0].set_index("part").loc["compression"]
+    assert comp["verdict"] == "holds" and comp["ci_low"] > 0
+    assert 5.0 / math.sqrt(8) * math.sqrt(2) * 1.645 > comp["mean"]  # what the old gate compared: blocked
+
+
+def test_claim3_gate_blocks_when_the_excess_swings_between_batches_though_the_value_is_steady():
+    """The raw value is steady (spread 0.001, constant over epochs) but the excess swings by 2 between
+    batches, with a different pattern at every epoch (no pairing can cancel it): the fall of 0.3 is
+    within the batch noise, so compression is not called though the seeds agree."""
+    dep = dependence_table(bottleneck_curve(), modes=("e2e",))
+    dep = with_last_block_batches(dep, value_xz=lambda s, e: 50.0, value_std=0.001,
+                                  batches=lambda s, e: 2.0 * batch_pattern(8, 1000 * s + e))  # fmt: skip
+    comp = c3.bottleneck(dep)[0].set_index("part").loc["compression"]
     assert comp["p_corrected"] <= ALPHA and comp["verdict"] == "inconclusive"
-    assert "batch standard error" in comp["reason"]
+    assert "batch standard error" in comp["reason"] and comp["ci_low"] < 0  # the blocked rejection: 0 inside
+
+
+def test_claim3_gate_pairs_the_fall_over_the_same_batches():
+    """Batch effects shared by every epoch (the same evaluation batches) cancel in the fall: a swing of
+    2 between batches, identical at every epoch, does not block compression; the same swing without
+    the per-batch excess (only its std, unpaired) does."""
+    dep = dependence_table(bottleneck_curve(), modes=("e2e",))
+    shared = with_last_block_batches(dep, value_xz=lambda s, e: 50.0, value_std=0.001,
+                                     batches=lambda s, e: 2.0 * batch_pattern(8, 7))  # fmt: skip
+    assert c3.bottleneck(shared)[0].set_index("part").loc["compression", "verdict"] == "holds"
+    unpaired = shared.assign(excess_xz_batches=None)
+    comp = c3.bottleneck(unpaired)[0].set_index("part").loc["compression"]
+    assert comp["verdict"] == "inconclusive" and "batch standard error" in comp["reason"]
+    bare = unpaired.drop(columns=["excess_xz_batches", "excess_xz_std"])  # no spread of the excess at all
+    comp = c3.bottleneck(bare)[0].set_index("part").loc["compression"]
+    assert comp["verdict"] == "inconclusive" and "rerun the dependence stage" in comp["reason"]
 
 
 def flat_series_table(n_experiments, n_seeds, n_epochs, rng, noise=0.03):
     """A flat nHSIC(X;Z_L) = 1 with 3 % seed-level noise at every snapshot (no compression) and a
-    rising nHSIC(Y;Z_L), one setting per experiment; small batch standard errors (0.1 %)."""
+    rising nHSIC(Y;Z_L), one setting per experiment; small batch standard errors (0.1 %, from the
+    excess's own spread over 8 batches: the unpaired fallback of `common.fall_standard_error`)."""
     e = np.arange(n_epochs)
     x = 1 + noise * rng.standard_normal((n_experiments, n_seeds, n_epochs))
     y = 0.1 + 0.1 * e + 0.01 * rng.standard_normal((n_experiments, n_seeds, n_epochs))
     exp, seed, epoch = (a.ravel() for a in np.meshgrid(np.arange(n_experiments), np.arange(n_seeds), e, indexing="ij"))
     base = pd.DataFrame({"dataset": "d", "arch": "a", "mode": "e2e", "seed": seed, "epoch": epoch,
                          "setting": [f"sim{i}" for i in exp], "excess_xz": x.ravel(), "excess_yz": y.ravel(),
-                         "p_xz": 0.001, "p_yz": 0.001, "value_xz_std": 0.001 * math.sqrt(8), "n_batches": 8})  # fmt: skip
+                         "p_xz": 0.001, "p_yz": 0.001, "excess_xz_std": 0.001 * math.sqrt(7),
+                         "n_batches": 8})  # fmt: skip
     block = base.assign(layer=0, layer_name="b0")
     return pd.concat([block, block.assign(layer=1, layer_name="classifier")], ignore_index=True), x
 
@@ -448,7 +518,7 @@ def flat_series_table(n_experiments, n_seeds, n_epochs, rng, noise=0.03):
 def test_claim3_flat_noisy_series_is_not_called_compression():
     n = N_SIM
     table, x = flat_series_table(n, 5, 10, np.random.default_rng(6))
-    res, _ = S.claim_bottleneck(table)
+    res, _ = c3.bottleneck(table)
     comp = res[res["part"] == "compression"]
     holds = float((comp["verdict"] == "holds").mean())
     significant = float((comp["p_value"] <= ALPHA).mean())
@@ -473,14 +543,14 @@ def accuracy_table(reverse=False):
 
 
 def test_claim4_paired_last_epoch_test_accuracy_of_the_whole_network():
-    per_seed = S.final_accuracy(accuracy_table())
+    per_seed = c4.final_accuracy(accuracy_table())
     assert per_seed.set_index(["mode", "seed"])["value"][("layerwise", 2)] == pytest.approx(0.86)
-    res, diffs = S.claim_accuracy(accuracy_table())
+    res, diffs = c4.accuracy(None, accuracy_table())
     row = res.iloc[0]
     assert row["verdict"] == "holds" and row["setting"] == S.NO_SETTING
     assert row["mean"] == pytest.approx(0.05 + 0.005 * 2.5)
     assert np.allclose(diffs["difference"], 0.05 + 0.005 * diffs["seed"])
-    res, _ = S.claim_accuracy(accuracy_table(reverse=True))
+    res, _ = c4.accuracy(None, accuracy_table(reverse=True))
     assert res["verdict"].iloc[0] == "fails"
 
 
@@ -513,12 +583,14 @@ def simpson_tables(reverse=False, n_seeds=8):
 
 def test_claim5_within_mode_correlation_wins_over_the_pooled_one():
     dep, met = simpson_tables()
-    runs = S.compression_and_generalization(dep, met)
+    runs = c5.compression_and_generalization(dep, met)
     assert stats.spearmanr(runs["compression"], runs["gap"])[0] > 0.5  # pooled: the wrong sign
-    res, diffs = S.claim_compression_generalization(dep, met, n_perm=999, n_boot=500)
+    res, diffs = c5.compression_generalization(dep, met, claims.Options(n_perm=999))
     gap = res[(res["part"] == "gap") & (res["verdict"] != "descriptive")].iloc[0]
     assert gap["verdict"] == "holds" and gap["mean"] == pytest.approx(-1.0, abs=1e-6)
-    assert gap["ci_high"] < 0 and gap["p_value"] == pytest.approx(1 / 1000)
+    assert gap["p_value"] == pytest.approx(1 / 1000)
+    # the interval is the test's own confidence set: rho < 0 (bound 0: strictly below), nothing more
+    assert (gap["ci_low"], gap["ci_high"]) == (-1.0, 0.0) and "permutation" in gap["ci_method"]
     per_mode = res[(res["part"] == "gap") & (res["verdict"] == "descriptive")].set_index("mode")["mean"]
     assert per_mode.to_dict() == pytest.approx({"e2e": -1.0, "layerwise": -1.0})
     acc = res[(res["part"] == "test_accuracy") & (res["verdict"] != "descriptive")].iloc[0]
@@ -528,17 +600,17 @@ def test_claim5_within_mode_correlation_wins_over_the_pooled_one():
 
 def test_claim5_reversed_fails():
     dep, met = simpson_tables(reverse=True)
-    runs = S.compression_and_generalization(dep, met)
+    runs = c5.compression_and_generalization(dep, met)
     assert stats.spearmanr(runs["compression"], runs["gap"])[0] < -0.5
-    res, _ = S.claim_compression_generalization(dep, met, n_perm=999, n_boot=500)
+    res, _ = c5.compression_generalization(dep, met, claims.Options(n_perm=999))
     gap = res[(res["part"] == "gap") & (res["verdict"] != "descriptive")].iloc[0]
     assert gap["verdict"] == "fails" and gap["mean"] == pytest.approx(1.0, abs=1e-6)
 
 
 def test_claim5_stratified_permutation_test_is_calibrated_without_association():
     rng = np.random.default_rng(7)
-    p = np.array([S.stratified_spearman([(rng.normal(size=6), rng.normal(size=6)) for _ in range(2)], rng,
-                                        n_perm=199, n_boot=200)["p_less"] for _ in range(300)])  # fmt: skip
+    p = np.array([c5.stratified_spearman([(rng.normal(size=6), rng.normal(size=6)) for _ in range(2)], rng,
+                                         n_perm=199)["p_less"] for _ in range(300)])  # fmt: skip
     rate = float((p <= ALPHA).mean())
     print(f"\n[calibration] claim 5, no association, 2 modes x 6 seeds, 300 experiments: p <= 0.05 in {rate:.3f}")
     assert rate <= mc_bound(ALPHA, 300)
@@ -578,8 +650,8 @@ def test_robustness_matrix_and_lines():
 def test_claim_summaries_need_a_primary_setting_when_there_are_several():
     results = pd.DataFrame([result_row("1", "A", "holds"), result_row("1", "B", "fails")])
     with pytest.raises(ValueError, match="pass primary_setting="):
-        S.claim_summaries(results)
-    line = S.claim_summaries(results, primary_setting="A").set_index("claim").loc["1"]
+        claims.claim_summaries(results)
+    line = claims.claim_summaries(results, primary_setting="A").set_index("claim").loc["1"]
     assert line["verdict"] == "holds"
     assert "corrected p 0.01" in line["line"] and "6 seeds" in line["line"] and "holds under 1 of 2" in line["line"]
 
@@ -588,7 +660,7 @@ def test_evaluate_claims_on_one_table_covers_every_claim():
     def curve(mode, seed, layer, epoch):
         return bottleneck_curve()(mode, seed, layer, epoch) if mode == "e2e" else (0.5 + 0.01 * epoch, 0.2)
 
-    options = claims.Options(n_boot=200, n_perm=199)
+    options = claims.Options(n_perm=199)
     results, differences = claims.evaluate_claims(dependence_table(curve), accuracy_table(), options)
     assert list(results.columns) == S.RESULT_COLUMNS and list(differences.columns) == S.DIFFERENCE_COLUMNS
     assert set(results["claim"]) == {"1", "2", "3", "4", "5"}
@@ -602,15 +674,15 @@ def test_evaluate_claims_on_one_table_covers_every_claim():
 def test_bad_input_is_refused_with_the_fix():
     dep = dependence_table(deep_curve())
     with pytest.raises(ValueError, match=r"lacks column\(s\) \['p_xz'\]"):
-        S.claim_input_information(dep.drop(columns="p_xz"))
+        c1.input_information(dep.drop(columns="p_xz"))
     with pytest.raises(ValueError, match="aggregate them to one row per key"):
-        S.claim_input_information(pd.concat([dep, dep.head(1)]))
+        c1.input_information(pd.concat([dep, dep.head(1)]))
     with pytest.raises(ValueError, match="direction must be"):
         S.paired_comparison(per_seed_frame({("s", "e2e"): [1.0]}), claim="t", part="p", statistic="v", direction="up")
     with pytest.raises(ValueError, match="NaN or inf"):
         S.location_test(np.array([1.0, np.nan]))
     with pytest.raises(ValueError, match="x must be"):
-        S.peak_fall_test(np.ones((3, 2)))
+        c3.peak_fall_test(np.ones((3, 2)))
 
 
 def test_claim3_peak_test_stays_calibrated_with_12_seeds_where_leave_one_out_does_not():
@@ -618,8 +690,8 @@ def test_claim3_peak_test_stays_calibrated_with_12_seeds_where_leave_one_out_doe
     the data that chose each other's peaks, are positively correlated, and the test over-rejects."""
     rng = np.random.default_rng(8)
     x = 1 + 0.03 * rng.standard_normal((N_SIM, 12, 10))
-    rule = float(np.mean([S.peak_fall_test(xi)["p_greater"] <= ALPHA for xi in x]))
-    loso = float(np.mean(S.sign_flip_pvalues(S.cross_fitted_fall(x)[0])[0] <= ALPHA))
+    rule = float(np.mean([c3.peak_fall_test(xi)["p_greater"] <= ALPHA for xi in x]))
+    loso = float(np.mean(S.sign_flip_pvalues(c3.cross_fitted_fall(x)[0])[0] <= ALPHA))
     print(f"\n[calibration] claim 3 flat series, 12 seeds, {N_SIM} experiments: rule p <= 0.05 in {rule:.3f}, "
           f"leave-one-seed-out + sign-flip {loso:.3f}")
     assert rule <= mc_bound(ALPHA, N_SIM) < loso
@@ -630,3 +702,96 @@ def test_seeds_needed_counts_the_comparisons_that_will_join_the_family():
     res, _ = S.paired_comparison(frame, claim="t", part="p", statistic="v")
     assert set(res["verdict"]) == {"underpowered"} and set(res["seeds_needed"]) == {6}  # 2 comparisons: 1/2^6 <= 0.025
     assert all("needs >= 6" in r for r in res["reason"])
+
+
+# ---------------------------------------------------------------- intervals compatible with Holm
+def on_claimed_side(row) -> bool:
+    """The rule's boundary: a claimed-side bound of exactly 0 lies on the claimed side (strictly beyond 0)."""
+    return row["ci_low"] >= 0 if row["direction"] == "greater" else row["ci_high"] <= 0
+
+
+def on_other_side(row) -> bool:
+    return row["ci_high"] <= 0 if row["direction"] == "greater" else row["ci_low"] >= 0
+
+
+def assert_intervals_match_verdicts(results: pd.DataFrame) -> None:
+    tested = results[results["verdict"] != S.DESCRIPTIVE]
+    assert len(tested)
+    for _, row in tested.iterrows():
+        assert (row["verdict"] == "holds") == on_claimed_side(row), row.to_dict()
+        assert (row["verdict"] == "fails") == on_other_side(row), row.to_dict()
+
+
+@settings(max_examples=60, deadline=None)
+@given(k=st.integers(1, 4), n=st.sampled_from([5, 6, 7, 9, 13]), direction=st.sampled_from(["greater", "less"]),
+       effects=st.lists(st.sampled_from([-3.0, -1.0, 0.0, 0.5, 1.0, 3.0]), min_size=4, max_size=4),
+       integer=st.booleans(), seed=st.integers(0, 2**16))  # fmt: skip
+def test_verdict_holds_iff_the_interval_lies_on_the_claimed_side(k, n, direction, effects, integer, seed):
+    """A family of k comparisons (one E2E mode against k others), random effects in both directions,
+    integer data (ties, subset means exactly 0) or continuous; sign-flip (<= 12 seeds) and t (13)."""
+    rng = np.random.default_rng(seed)
+    values = {("s", "e2e"): rng.normal(0, 1, n)}
+    for j in range(k):
+        values[("s", f"lw{j}")] = values[("s", "e2e")] - effects[j] - rng.normal(0, 1, n)
+    if integer:
+        values = {key: np.round(v) for key, v in values.items()}
+    res, _ = S.paired_comparison(per_seed_frame(values), claim="t", part="p", statistic="v", direction=direction)
+    assert len(res) == k
+    assert_intervals_match_verdicts(res)
+
+
+@settings(max_examples=60, deadline=None)
+@given(p=st.lists(st.sampled_from([0.0002, 0.004, 0.01, 0.02, 0.03, 0.05, 0.2, 0.6, 0.97, 0.995]), min_size=1,
+                  max_size=5), direction=st.sampled_from(["greater", "less"]))  # fmt: skip
+def test_claim5_bounds_match_the_holm_decision_in_any_family(p, direction):
+    """Claim 5's rows (interval = the sign its permutation test establishes) in families of 1-5."""
+    rows = []
+    for j, p_claimed in enumerate(p):
+        p_greater, p_less = (p_claimed, 1 - p_claimed / 2) if direction == "greater" else (1 - p_claimed / 2, p_claimed)
+        rows.append(S.result_row(claim="5", part="gap", dataset=f"d{j}", arch="a", setting="s", mode="e2e+lw",
+                                 direction=direction, n_seeds=6, mean=0.1, _kind="permutation", _min_p=1 / 5000,
+                                 p_value=p_claimed, p_reverse=p_less if direction == "greater" else p_greater,
+                                 _bounds=c5.sign_bounds(p_greater, p_less)))  # fmt: skip
+    assert_intervals_match_verdicts(S.decide(rows))
+
+
+def test_claim5_intervals_match_verdicts_on_real_tables():
+    for reverse in (False, True):
+        dep, met = simpson_tables(reverse=reverse)
+        res, _ = c5.compression_generalization(dep, met, claims.Options(n_perm=199))
+        assert_intervals_match_verdicts(res)
+
+
+def test_compatible_bounds_by_hand():
+    """Holm over 2: the first comparison (p 1/64) is rejected (1/64 * 2 <= 0.05), the second (every
+    difference 2 but one -1: p 2/64, times 1) as well -> all of the family is rejected: each bound is
+    max(0, its own bound at alpha / 2). With a third, flat comparison only the first is rejected
+    (1/64 * 3; 2/64 * 2 > 0.05): its bound becomes exactly 0 (strictly above 0), the others' their
+    bounds at alpha / (3 - 1)."""
+    up = np.arange(6) + 1.0
+    mixed = np.array([2.0, 2.0, 2.0, 2.0, 2.0, -1.0])
+    frame = per_seed_frame({("s", "e2e"): up, ("s", "lw0"): np.zeros(6), ("s", "lw1"): up - mixed})
+    res = S.paired_comparison(frame, claim="t", part="p", statistic="v")[0].set_index("reference_mode")
+    assert list(res["verdict"]) == ["holds", "holds"]
+    for ref, d in (("lw0", up), ("lw1", mixed)):
+        assert res.loc[ref, "ci_low"] == max(0.0, S.sign_flip_bounds(d, ALPHA / 2)[0])
+    flat = np.array([1.0, -1.0, 2.0, -2.0, 0.5, -0.5])
+    frame = per_seed_frame({("s", "e2e"): up, ("s", "lw0"): np.zeros(6), ("s", "lw1"): up - mixed,
+                            ("s", "lw2"): up - flat})  # fmt: skip
+    res = S.paired_comparison(frame, claim="t", part="p", statistic="v")[0].set_index("reference_mode")
+    assert res.loc["lw0", "verdict"] == "holds" and res.loc["lw0", "ci_low"] == 0.0
+    assert list(res["verdict"]) == ["holds", "inconclusive", "inconclusive"]
+    for ref, d in (("lw1", mixed), ("lw2", flat)):
+        assert res.loc[ref, "ci_low"] == min(S.sign_flip_bounds(d, ALPHA / 2)[0], S.BELOW_ZERO) < 0
+    assert S.sign_flip_bounds(mixed, ALPHA)[0] > 0  # its uncorrected bound would have excluded 0
+    assert S.fmt_number(S.BELOW_ZERO) == "-0"
+
+
+def test_the_issue_example_no_longer_shows_intervals_that_exclude_0_beside_inconclusive():
+    """Two comparisons with 5 seeds each, every difference positive: marginal p 1/32, Holm 1/16 > 0.05.
+    The uncorrected bounds would exclude 0; the reported ones reach it."""
+    up5 = np.arange(5) + 1.0
+    frame = per_seed_frame({("s", "e2e"): up5, ("s", "lw0"): np.zeros(5), ("s", "lw1"): np.zeros(5)})
+    res, _ = S.paired_comparison(frame, claim="t", part="p", statistic="v")
+    assert S.sign_flip_bounds(up5, ALPHA)[0] > 0  # what was reported before
+    assert set(res["verdict"]) == {"underpowered"} and (res["ci_low"] < 0).all()

@@ -282,7 +282,7 @@ def test_a_stage_runs_by_hand_on_a_snapshot_folder_and_matches_the_rule(sweep, t
 def test_every_estimator_runs_through_the_workflow_on_the_same_snapshots(tmp_path):
     """Every registered estimator, with its null, measured by the dependence rule on one run's
     snapshots: one row per epoch × layer × setting, the unit of each, its evidence columns."""
-    from infoplane.hsic import ESTIMATORS
+    from infoplane.estimators import ESTIMATORS
 
     config = copy.deepcopy(TINY)
     estimators = ESTIMATORS.names()

@@ -8,8 +8,9 @@ under one output folder (results/paper/):
   Snakemake report);
 * `figures/<kind>/*.png` (`paper.figures.KINDS`);
 * `claims.parquet`, `claim_differences.parquet`, `claims.md`, `claims.html` and
-  `figures/claims/claim<N>.png`: every claim of METHOD.md decided by the calibrated statistics of
-  `infoplane.paper.statistics` under every estimator setting (see `infoplane.paper.claims`).
+  `figures/claims/claim<N>.png`: every claim of the paper (docs/method.md) decided by the
+  calibrated rule of `infoplane.paper.rule` under every estimator setting (see
+  `infoplane.paper.claims`).
 """
 
 from __future__ import annotations
@@ -17,9 +18,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from .. import io
-from .claims import evaluate, figure_labels, write_claims
+from .claims import claim_figures, evaluate, write_claims
 from .common import Inputs
-from .figures import claim_figures, make_figures
+from .figures import make_figures
 from .render import write_display
 from .tables import TABLES
 
@@ -36,6 +37,5 @@ def build(inputs: Inputs, out: str | Path, experiment: str) -> dict[str, list[Pa
     written["figures"] = make_figures(inputs, out / "figures")
     claims = evaluate(inputs)
     written["claims"] = write_claims(claims, out, header)
-    written["figures"] += claim_figures(claims.results, claims.differences, out / "figures" / "claims",
-                                        figure_labels())  # fmt: skip
+    written["figures"] += claim_figures(claims.results, claims.differences, out / "figures" / "claims")
     return written

@@ -14,16 +14,16 @@ and summarize, per estimator, whether the dependence on X falls from its peak
 
 from __future__ import annotations
 
-import functools
 import math
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
 from .. import contracts
+from ..estimators.settings import MEASUREMENT_DEFAULTS, SETTINGS
 
 RUN = list(contracts.RUN_KEYS)
 GROUP = ["dataset", "arch"]
@@ -101,6 +101,27 @@ def final_rows(table: pd.DataFrame) -> pd.DataFrame:
     """Rows at each run's last epoch (runs may end at different epochs)."""
     last = table.groupby(RUN)["epoch"].transform("max")
     return table[table["epoch"] == last]
+
+
+def require(frame: pd.DataFrame, columns: Iterable[str], name: str) -> None:
+    """Refuse a frame that is not a DataFrame or lacks columns, naming them."""
+    if not isinstance(frame, pd.DataFrame):
+        raise TypeError(f"{name} must be a pandas DataFrame, got {type(frame).__name__}")
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise ValueError(f"{name} table lacks column(s) {missing}; it needs {list(columns)} "
+                         f"(see the docstring of the function that reads it)")  # fmt: skip
+
+
+def unique(frame: pd.DataFrame, keys: list[str], name: str) -> None:
+    """Refuse a frame whose rows repeat `keys`, with an example."""
+    dup = frame.duplicated(keys, keep=False)
+    if dup.any():
+        example = frame.loc[dup, keys].iloc[0].to_dict()
+        raise ValueError(f"{name} table has {int(dup.sum())} rows that repeat the key {keys}, e.g. {example}; "
+                         f"aggregate them to one row per key before computing claims")  # fmt: skip
+
+
 
 
 def mean_std(values: Sequence[float]) -> tuple[float, float, int]:
@@ -293,32 +314,13 @@ def setting_table(dependence: pd.DataFrame) -> pd.DataFrame:
     return dependence.drop_duplicates("setting_slug")[columns].sort_values("setting").reset_index(drop=True)
 
 
-@functools.lru_cache(maxsize=1)
-def _dependence_defaults() -> dict:
-    """The schema's defaults of the config's `dependence` section (no torch import, unlike
-    `config.defaults`, whose checks build the networks)."""
-    from snakemake.utils import validate
-
-    from .. import config
-
-    filled: dict = {}
-    validate(filled, str(config.SCHEMA))
-    return filled["dependence"]
-
-
 def default_setting(estimator: str) -> dict:
-    """The setting the schema's defaults give `estimator`: its own sub-section (renyi, kde,
-    binning) or the kernel keys (the paper's protocol: σ = 5 fixed, ε = 1e-5), and m; keys
-    without a default left out."""
-    section = _dependence_defaults()
-    own = section.get(estimator)
-    if isinstance(own, Mapping):
-        keys = dict(own)
-    else:  # the kernel estimators take the section's flat keys
-        keys = {k: v for k, v in section.items()
-                if k not in ("estimators", "batch_size", "permutations") and not isinstance(v, Mapping)}  # fmt: skip
-    keys = {k: v for k, v in keys.items() if v is not None}
-    return {"estimator": estimator, **keys, "batch_size": section["batch_size"]}
+    """The setting `estimator` declares as its default (`infoplane.estimators.settings`; for the
+    kernel family the paper's protocol), and the default m; keys without a default left out (an
+    estimator the registry does not know: its name and m only)."""
+    defaults = SETTINGS.get(estimator).defaults() if estimator in SETTINGS else {}
+    keys = {k: v for k, v in defaults.items() if v is not None}
+    return {"estimator": estimator, **keys, "batch_size": MEASUREMENT_DEFAULTS["batch_size"]}
 
 
 def _same(a, b) -> bool:
@@ -401,6 +403,31 @@ def sensitivity_sweeps(dependence: pd.DataFrame) -> list[Sweep]:
     return sweeps
 
 
+def fall_standard_error(peak: Mapping, last: Mapping, quantity: str = "excess") -> float:
+    """Batch standard error of the fall peak − last of one run's batch-mean dependence on X.
+
+    peak, last: the run's dependence rows at the two epochs (the same evaluation batches at every
+    epoch). The spread must be that of the quantity whose fall is judged: for the excess over the
+    null, the per-batch excess (`excess_xz_batches`), paired over batches: fall_b = excess_peak_b −
+    excess_last_b, SE = sd_b(fall_b) / √B (batch effects shared by both epochs cancel, as they do in
+    the fall itself). Without the per-batch excess (tables written before it existed), the unpaired
+    √(s_peak² + s_last²) / √(B − 1) from `excess_xz_std` (s a population std over batches), which
+    is conservative; for a raw value (`quantity="value"`, no null) the same from `value_xz_std`.
+    NaN when neither is available."""
+    if quantity == "excess":
+        a, b = peak.get("excess_xz_batches"), last.get("excess_xz_batches")
+        if a is not None and b is not None and np.ndim(a) == 1 and np.ndim(b) == 1:
+            fall = np.asarray(a, np.float64) - np.asarray(b, np.float64)
+            if fall.size >= 2 and np.all(np.isfinite(fall)):
+                return float(np.std(fall, ddof=1) / math.sqrt(fall.size))
+    column = "excess_xz_std" if quantity == "excess" else "value_xz_std"
+    s_peak, s_last = float(peak.get(column, math.nan)), float(last.get(column, math.nan))
+    n = float(peak.get("n_batches", math.nan))
+    if not n >= 2:
+        return math.nan
+    return float(math.hypot(s_peak, s_last) / math.sqrt(n - 1))
+
+
 def compression_summary(dependence: pd.DataFrame) -> pd.DataFrame:
     """Per setting × dataset × arch × mode × layer: does the dependence on X fall from its peak?
 
@@ -408,8 +435,8 @@ def compression_summary(dependence: pd.DataFrame) -> pd.DataFrame:
     value (kde's and binning's I(X; T), where X enters only as the samples' identity). On its
     mean over seeds: the peak epoch (first maximum over snapshot epochs) and the last epoch;
     `fall` = peak − last, `relative_fall` = fall / peak, `fall_se` its standard error (from the
-    seeds' paired differences peak − last; one seed: from the batches, √(s_peak² + s_last²) / √B
-    with s the std over batches of the value). Verdict, fixed before any data was seen:
+    seeds' paired differences peak − last; one seed: from the batches, `fall_standard_error` of
+    the same quantity, paired over the evaluation batches). Verdict, fixed before any data was seen:
     `falls` when relative_fall >= COMPRESSION_MIN_FALL and fall > COMPRESSION_NOISE_SD · fall_se,
     `unclear` when the fall is that large but within the noise, `no fall` otherwise; `no excess`
     (`no dependence` for a raw value) when the peak is <= 0; `too few epochs` with fewer than
@@ -440,11 +467,9 @@ def compression_summary(dependence: pd.DataFrame) -> pd.DataFrame:
         diffs = (wide.loc[peak_epoch] - wide.loc[epochs[-1]]).dropna()
         if len(diffs) >= 2:
             se = float(diffs.std(ddof=1) / math.sqrt(len(diffs)))
-        else:  # one seed: the noise of the batch means
+        else:  # one seed: the noise of the batch means of the same quantity
             one = part[part["seed"] == part["seed"].iloc[0]].drop_duplicates("epoch").set_index("epoch")
-            spread = one["value_xz_std"]
-            s_peak, s_last = spread.get(peak_epoch, math.nan), spread.get(epochs[-1], math.nan)
-            se = float(math.sqrt(s_peak**2 + s_last**2) / math.sqrt(float(one["n_batches"].iloc[0])))
+            se = fall_standard_error(one.loc[peak_epoch], one.loc[epochs[-1]], row["quantity"])
         fall = peak - final
         relative = fall / peak if peak > 0 else math.nan
         if len(epochs) < COMPRESSION_MIN_EPOCHS:

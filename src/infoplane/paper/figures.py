@@ -49,6 +49,7 @@ from matplotlib.collections import LineCollection, PatchCollection
 from matplotlib.patches import Rectangle
 from matplotlib.ticker import MaxNLocator
 
+from ..estimators.settings import SETTINGS
 from .common import GROUP, RUN, Inputs, Sweep, block_quantity_label, compression, compression_summary, final_rows
 from .common import generalization_gap, has_null, middle_layers, mode_order, null_band, plotted, primary_settings
 from .common import null_band_text, quantity_label, sensitivity_sweeps, whole_network
@@ -287,7 +288,8 @@ def ratio_setting(group: pd.DataFrame) -> str | None:
         return None
     table = rows.drop_duplicates("setting_slug")
     primary = set(primary_settings(group).values())
-    order = table.assign(distance=np.abs(np.log(table["sigma"] / 5.0)), other=table["estimator"] != "nocco",
+    paper_sigma = SETTINGS.get("nocco").defaults()["sigma"]
+    order = table.assign(distance=np.abs(np.log(table["sigma"] / paper_sigma)), other=table["estimator"] != "nocco",
                          secondary=~table["setting_slug"].isin(primary))  # fmt: skip
     return order.sort_values(["distance", "other", "secondary", "setting"]).iloc[0]["setting_slug"]
 
@@ -622,128 +624,4 @@ def make_figures(inputs: Inputs, out: Path) -> list[Path]:
         written.append(
             separability(group, f"Linear separability vs depth, {dataset} / {arch}", out / "separability" / f"{dataset}_{arch}.png")
         )
-    return written
-
-
-# ---------------------------------------------------------------- claims: per-seed paired differences
-
-#: Colour of each verdict (Okabe-Ito, colour-blind safe).
-VERDICT_COLORS = {"holds": "#009E73", "fails": "#D55E00", "underpowered": "#E69F00", "inconclusive": "#777777",
-                  "mixed": "#CC79A7", "descriptive": "#56B4E9"}  # fmt: skip
-
-
-def _claim_panel(ax, rows: pd.DataFrame, points: list[np.ndarray], xlabel: str, title: str,
-                 xlim: tuple[float, float] | None = None) -> None:  # fmt: skip
-    """One setting: a line per comparison (y), its seeds as points, its mean (◆) and 90 % interval;
-    a comparison without a value says why."""
-    finite = [0.0] + [float(v) for p in points for v in p]
-    for r in rows.itertuples():
-        finite += [float(v) for v in (r.mean, r.ci_low, r.ci_high) if np.isfinite(v)]
-    low, high = min(finite), max(finite)
-    pad = 0.08 * (high - low) if high > low else max(abs(high), 1.0) * 0.5
-    xmin, xmax = xlim or (low - pad, high + pad)
-    labels = []
-    for y, (r, pts) in enumerate(zip(rows.itertuples(), points)):
-        color = VERDICT_COLORS.get(r.verdict, "#777777")
-        if len(pts):
-            jitter = np.linspace(-0.18, 0.18, len(pts)) if len(pts) > 1 else np.zeros(1)
-            ax.scatter(pts, y + jitter, s=18, color=color, alpha=0.75, edgecolors="none", zorder=3)
-        if np.isfinite(r.mean):
-            lo = r.ci_low if np.isfinite(r.ci_low) else xmin
-            hi = r.ci_high if np.isfinite(r.ci_high) else xmax
-            if not (np.isnan(r.ci_low) and np.isnan(r.ci_high)):
-                ax.hlines(y, lo, hi, color=color, lw=2.6, alpha=0.9, zorder=2)
-                for bound, edge, marker in ((r.ci_low, xmin, "<"), (r.ci_high, xmax, ">")):
-                    if np.isinf(bound):  # no value can be excluded with so few seeds
-                        ax.plot([edge], [y], marker=marker, color=color, ms=7, zorder=2)
-            ax.plot([r.mean], [y], marker="D", color="black", ms=6, zorder=4)
-        elif not len(pts):
-            ax.text((xmin + xmax) / 2, y, _wrap(f"no value: {r.reason}", 70), ha="center", va="center", fontsize=6.5,
-                    color="0.3")  # fmt: skip
-        who = f"{r.mode} vs {r.reference_mode}" if r.reference_mode else str(r.mode)
-        part = f" [{r.part}{'' if r.primary else ', secondary'}]" if r.part else ""
-        labels.append(f"{who}{part}\n{r.verdict}, {r.n_seeds} seed{'s' * (r.n_seeds != 1)}")
-    ax.axvline(0.0, color="0.25", ls="--", lw=1.0, zorder=1)
-    ax.set_xlim(xmin, xmax)
-    ax.set_ylim(len(rows) - 0.5, -0.5)
-    ax.set_yticks(range(len(rows)), labels, fontsize=7)
-    for tick, r in zip(ax.get_yticklabels(), rows.itertuples()):
-        tick.set_color(VERDICT_COLORS.get(r.verdict, "black"))
-    ax.set_xlabel(xlabel, fontsize=8)
-    ax.set_title(title, fontsize=8)
-    ax.grid(alpha=0.3, axis="x")
-
-
-def claim_figure(claim: str, results: pd.DataFrame, differences: pd.DataFrame, title: str, xlabel: str,
-                 path: Path) -> Path:  # fmt: skip
-    """One claim in one dataset × arch: a panel per estimator setting (the headline setting first), a line
-    per tested comparison with its per-seed paired differences (claim 5: the within-mode ρ), mean ◆ and
-    90 % interval (two one-sided 95 % bounds; ▸ where a bound is infinite), a zero line; verdicts in colour
-    and in the title."""
-    from .statistics import DESCRIPTIVE, NO_SETTING, combine_verdicts, comparison_verdicts, robustness
-
-    tested = results[results["verdict"] != DESCRIPTIVE]
-    settings = list(dict.fromkeys(tested.sort_values("headline", ascending=False, kind="stable")["setting"]))
-    headline = tested[tested["headline"].astype(bool)]
-    verdict = combine_verdicts(comparison_verdicts(headline)["verdict"]) if len(headline) else "inconclusive"
-    where = sorted(set(headline["setting"]) - {NO_SETTING}) or [NO_SETTING]
-    cells = robustness(tested)[0] if len(tested) else pd.DataFrame()
-    ncols = min(3, max(1, len(settings)))
-    nrows = max(1, -(-len(settings) // ncols))
-    per_panel = max([len(tested[tested["setting"] == s]) for s in settings] or [1])
-    fig, axes = plt.subplots(nrows, ncols, figsize=(5.6 * ncols + 1.4, (0.55 * per_panel + 1.9) * nrows),
-                             squeeze=False, layout="constrained")  # fmt: skip
-    for ax in axes.flat[len(settings):]:
-        ax.set_visible(False)
-    if not settings:
-        ax = axes[0][0]
-        ax.set_visible(True)
-        why = results["reason"].iloc[0] if len(results) else "no rows"
-        ax.text(0.5, 0.5, _wrap(f"no tested comparison: {why}", 60), ha="center", va="center", fontsize=9)
-        ax.set_axis_off()
-    keys = ["part", "dataset", "arch", "setting", "mode", "reference_mode"]
-    for ax, setting in zip(axes.flat, settings):
-        rows = tested[tested["setting"] == setting].sort_values("primary", ascending=False, kind="stable")
-        points = []
-        for r in rows.itertuples():
-            if claim == "5" or not len(differences):
-                same = results[(results["verdict"] == DESCRIPTIVE) & (results["part"] == r.part)
-                               & (results["setting"] == setting)]  # fmt: skip
-                points.append(same["mean"].dropna().to_numpy(float) if claim == "5" else np.array([]))
-                continue
-            match = np.ones(len(differences), dtype=bool)
-            for key in keys:
-                match &= (differences[key] == getattr(r, key)).to_numpy(bool)
-            points.append(differences.loc[match, "difference"].dropna().to_numpy(float))
-        cell = cells.loc[claim, setting] if claim in cells.index and setting in cells.columns else ""
-        mark = " (headline)" if rows["headline"].astype(bool).any() else ""
-        xlim = (-1.08, 1.08) if claim == "5" else None  # a rank correlation
-        _claim_panel(ax, rows, points, xlabel, _wrap(f"{setting}{mark}: {cell}", 62), xlim)
-    seeds = "points: seeds (claim 5: modes); ◆ mean; bar: 90 % interval (two one-sided 95 % bounds)"
-    under = "(no estimator setting involved)" if where[0] == NO_SETTING else f"under {where[0]}"
-    fig.suptitle(_wrap(f"{title} — {verdict} {under}; {seeds}", 48 * ncols + 30), fontsize=10,
-                 color=VERDICT_COLORS.get(verdict, "black"))
-    return save(fig, path)
-
-
-def claim_figures(results: pd.DataFrame, differences: pd.DataFrame, out: Path,
-                  labels: dict[str, tuple[str, str]]) -> list[Path]:  # fmt: skip
-    """figures/claims/claim<N>.png for every claim in `labels` (claim -> (title, x label)), or
-    claim<N>_<dataset>_<arch>.png when the results hold several dataset × arch."""
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    named = results[results["dataset"].astype(str) != ""]
-    groups = sorted(set(zip(named["dataset"], named["arch"])))
-    written = []
-    for claim, (title, xlabel) in labels.items():
-        mine = results[results["claim"] == claim]
-        diffs = differences[differences["claim"] == claim]
-        if len(groups) <= 1:
-            written.append(claim_figure(claim, mine, diffs, title, xlabel, out / f"claim{claim}.png"))
-            continue
-        for dataset, arch in groups:
-            sub = mine[(mine["dataset"] == dataset) & (mine["arch"] == arch)]
-            d = diffs[(diffs["dataset"] == dataset) & (diffs["arch"] == arch)]
-            written.append(claim_figure(claim, sub, d, f"{title}, {dataset} / {arch}", xlabel,
-                                        out / f"claim{claim}_{dataset}_{arch}.png"))  # fmt: skip
     return written

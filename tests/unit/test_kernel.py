@@ -1,4 +1,4 @@
-"""Single-pair tests of infoplane.hsic (gram, nhsic, ridge_matrix): naive float64 NumPy reference,
+"""Single-pair tests of the kernel family (infoplane.estimators: gram, nhsic, ridge_matrix): naive float64 NumPy reference,
 known values, invariances, bad input, any shape and dtype."""
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 from hsic_reference import (EPS, ESTIMATOR_NAMES, correlated, ref_center, ref_estimate, ref_gram, ref_median_distance,
                             ref_nocco, ref_ridge)
 
-from infoplane import hsic
-from infoplane.hsic import BANDWIDTHS, ESTIMATORS, KERNELS, gram, nhsic, ridge_matrix
+from infoplane.estimators import BANDWIDTHS, ESTIMATORS, KERNELS, gram, nhsic, ridge_matrix
+from infoplane.estimators.geometry import _gemm_dtype
 
 
 KERNEL_PAIRS = [
@@ -150,8 +150,8 @@ def test_constant_representation_scores_zero(estimator, kernel):
 
 @pytest.mark.parametrize("m", [16, 64])  # d = 24: a float32 GEMM for m = 16, float64 for m = 64
 def test_input_dtype_does_not_matter(m):
-    assert hsic._gemm_dtype(torch.float16, 16, 24) == torch.float32
-    assert hsic._gemm_dtype(torch.float32, 64, 24) == hsic._gemm_dtype(torch.float64, 8, 24) == torch.float64
+    assert _gemm_dtype(torch.float16, 16, 24) == torch.float32
+    assert _gemm_dtype(torch.float32, 64, 24) == _gemm_dtype(torch.float64, 8, 24) == torch.float64
     a, b, _ = correlated(m, seed=7)
     b = np.concatenate([b, b**2, np.sin(b)], axis=1)  # d = 30
     a16, b16 = torch.tensor(a).half(), torch.tensor(b).half()

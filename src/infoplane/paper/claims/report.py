@@ -1,43 +1,31 @@
-"""The paper's claims (METHOD.md): one registry, every claim decided by `paper.statistics`.
+"""What a reader sees of the claims: every claim under every estimator setting, the headline.
 
-Why one decision module: a verdict is only worth reading if its error rates are known, and they
-are known for the rule of `infoplane.paper.statistics` (paired one-sided tests per seed, Holm per
-claim part and setting, intervals by inverting the test, "underpowered" below the seeds a verdict
-needs; calibrated in tests/unit/test_statistics.py, explained in docs/claims.md). This module
-holds what each claim *is* (statement, statistic, what its `mean` column means), evaluates every
-registered claim under every estimator setting present, and writes what a reader sees:
-
-* `claims.parquet` (`contracts.CLAIMS`): one row per comparison; `claim_differences.parquet`
-  (`contracts.CLAIM_DIFFERENCES`): one row per comparison x seed;
-* `claims.md` / `claims.html` (the same content): one headline line per claim under the paper's
-  protocol setting, the matrix setting x claim of verdicts, "holds under k of n settings; fails
-  under j" per claim, then one table per claim of every comparison.
-
-Dependence statistics use the excess over the permutation null (values within their null count
-as 0); the same statistic on the raw values is reported beside it (`raw_*`) and never decides.
-Where an estimator has no null by design (I(X;T) of kde and binning) the raw value is used and
-the report says so; settings measured without permutations are left out of the claims, named.
-
-Add a claim with `@claim("6", title=..., statement=..., statistic=..., mean=...)` on a function
-`(dependence, metrics, options) -> (results, differences)` that calls `statistics` (its rows go
-through `statistics.decide`), plus a test.
+`evaluate` runs every registered claim under every estimator setting present, adds the same
+statistic on the raw values (`raw_*`, reported, never deciding), picks the headline setting (the
+paper's protocol when measured), and condenses: the matrix setting x claim of verdicts, "holds
+under k of n settings; fails under j" per claim, one summary line per claim. `write_claims`
+writes `claims.parquet` (`contracts.CLAIMS`), `claim_differences.parquet`
+(`contracts.CLAIM_DIFFERENCES`), `claims.md` and `claims.html` (the same content). Settings
+measured without permutations are left out of the claims, named.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from .. import contracts, io
-from ..registry import Registry
-from . import statistics as S
-from .common import Inputs
-from .render import Display, Section, to_html
+from ... import contracts, io
+from ...estimators.settings import MEASUREMENT_DEFAULTS, SETTINGS
+from ..common import Inputs
+from ..render import Display, Section, to_html
+from ..rule import (DESCRIPTIVE, NO_SETTING, RESULT_COLUMNS, combine_verdicts, comparison_verdicts, fmt_number,
+                    robustness, seeds_text)  # fmt: skip
+from .data import dependence_basis, raw_dependence
+from .registry import CLAIMS, Claim, Options, claim_ids, evaluate_claims
 
 VERDICT_TEXT = {
     "holds": "the claimed direction is significant (one-sided, Holm-corrected p <= 0.05, interval on that side of 0)",
@@ -48,151 +36,15 @@ VERDICT_TEXT = {
     "mixed": "(matrix only) some comparisons hold, others fail",
 }
 
-#: The paper's protocol (DESIGN.md): the setting of the headline verdicts when it was measured.
-PROTOCOL = {"estimator": "nocco", "kernel_x": "gaussian", "kernel_y": "onehot", "kernel_z": "gaussian",
-            "bandwidth": "fixed", "sigma": 5.0, "epsilon": 1e-5}  # fmt: skip
-PROTOCOL_TEXT = "nocco, kernels X/Y/Z gaussian/onehot/gaussian, σ = 5 fixed, ε = 1e-5"
-PROTOCOL_BATCH = 128
+#: The paper's protocol (docs/method.md): the setting of the headline verdicts when it was measured,
+#: nocco's declared defaults.
+PROTOCOL = {"estimator": "nocco", **SETTINGS.get("nocco").defaults()}
+PROTOCOL_TEXT = ("nocco, kernels X/Y/Z {kernel_x}/{kernel_y}/{kernel_z}, σ = {sigma:g} {bandwidth}, ε = {eps}"
+                 .format(**PROTOCOL, eps=f"{PROTOCOL['epsilon']:g}".replace("e-0", "e-")))
+PROTOCOL_BATCH = MEASUREMENT_DEFAULTS["batch_size"]  # the paper's m, the measurement's default
 
 EXTRA_COLUMNS = ["headline", "raw_mean", "raw_ci_low", "raw_ci_high"]
-COLUMNS = [*S.RESULT_COLUMNS, *EXTRA_COLUMNS]
-
-
-@dataclass(frozen=True)
-class Options:
-    """The tests' settings shared by every claim (defaults: the rule of `paper.statistics`)."""
-
-    alpha: float = S.ALPHA
-    n_boot: int = S.N_BOOTSTRAP
-    n_perm: int = S.N_PERMUTATIONS
-    seed: int = 0
-
-
-Evaluate = Callable[[pd.DataFrame, pd.DataFrame, Options], tuple[pd.DataFrame, pd.DataFrame]]
-
-
-@dataclass(frozen=True)
-class Claim:
-    """One claim: id, a short title, the paper's statement, the statistic that decides it, what
-    the `mean` column of its rows holds, and its evaluation."""
-
-    id: str
-    title: str
-    statement: str
-    statistic: str
-    mean: str
-    evaluate: Evaluate
-
-    def __call__(self, dependence: pd.DataFrame, metrics: pd.DataFrame,
-                 options: Options = Options()) -> tuple[pd.DataFrame, pd.DataFrame]:  # fmt: skip
-        results, differences = self.evaluate(dependence, metrics, options)
-        if list(results.columns) != S.RESULT_COLUMNS or list(differences.columns) != S.DIFFERENCE_COLUMNS:
-            raise ValueError(f"claim {self.id} returned columns {list(results.columns)} / "
-                             f"{list(differences.columns)}; a claim returns statistics.RESULT_COLUMNS and "
-                             f"DIFFERENCE_COLUMNS (use statistics.decide)")  # fmt: skip
-        return results, differences
-
-
-CLAIMS: Registry = Registry("claim")
-
-
-def claim(claim_id: str, *, title: str, statement: str, statistic: str, mean: str):
-    """Register `fn(dependence, metrics, options) -> (results, differences)` as claim `claim_id`."""
-
-    def add(fn: Evaluate) -> Evaluate:
-        CLAIMS.register(claim_id)(Claim(claim_id, title, statement, statistic, mean, fn))
-        return fn
-
-    return add
-
-
-def claim_ids() -> list[str]:
-    """Registered claim ids in numeric order."""
-    return sorted(CLAIMS.names(), key=lambda name: (len(name), name))
-
-
-# ------------------------------------------------------------------------------ the five claims
-@claim(
-    "1",
-    title="input information through depth",
-    statement="End-to-end (E2E) training propagates input information through depth better than layer-wise "
-    "training: nHSIC(X; Z_l) stays higher in deeper layers under E2E.",
-    statistic="Per seed, the dependence on X (excess over the permutation null) averaged over the deeper half of "
-    "the blocks (block indices >= B // 2 of B blocks) at the last snapshot (primary); the classifier logits' "
-    "dependence on X separately (secondary). Paired by seed, E2E − other > 0.",
-    mean="mean over seeds of the paired difference E2E − other",
-)
-def input_information(dependence: pd.DataFrame, metrics: pd.DataFrame, options: Options):
-    return S.claim_input_information(dependence, options.alpha)
-
-
-@claim(
-    "2",
-    title="layer differentiation",
-    statement="E2E layers differentiate: their information-plane trajectories differ by depth, while layer-wise "
-    "layers behave alike.",
-    statistic="Per seed, the mean over block pairs of 1 − cosine similarity of their step sequences (dx, dy) in "
-    "the information plane, each axis scaled by its range over the dataset × arch × setting (trajectory shape, "
-    "primary); the mean distance between the blocks' points (secondary). Paired by seed, E2E − other > 0.",
-    mean="mean over seeds of the paired difference E2E − other",
-)
-def differentiation(dependence: pd.DataFrame, metrics: pd.DataFrame, options: Options):
-    return S.claim_differentiation(dependence, options.alpha)
-
-
-@claim(
-    "3",
-    title="information bottleneck of the last block, E2E",
-    statement="Under E2E the final representation follows the information bottleneck: nHSIC(Y; Z_L) rises, and "
-    "late in training nHSIC(X; Z_L) falls (compression).",
-    statistic="Z_L = the last block. Fitting: dependence on Y at the last snapshot minus at the first, > 0. "
-    "Compression: the highest interior snapshot of the dependence on X lies above the last one (one-sided t-tests "
-    "at every interior snapshot, Bonferroni over them, so choosing the peak is paid for), the pooled peak lies "
-    "strictly inside the snapshots, and the cross-fitted fall exceeds 1.645 batch standard errors. Both parts "
-    "must hold; other modes are reported descriptively.",
-    mean="fitting: mean over seeds of last − first; compression: mean cross-fitted fall (each seed's peak chosen "
-    "on the other seeds)",
-)
-def bottleneck(dependence: pd.DataFrame, metrics: pd.DataFrame, options: Options):
-    return S.claim_bottleneck(dependence, options.alpha)
-
-
-@claim(
-    "4",
-    title="test accuracy",
-    statement="E2E reaches higher test accuracy than layer-wise training of the same network.",
-    statistic="Per seed, the whole network's test accuracy at the last epoch (auxiliary heads never read). "
-    "Paired by seed, E2E − other > 0. Does not depend on the dependence estimator (setting n/a).",
-    mean="mean over seeds of the paired difference E2E − other (accuracy as a fraction)",
-)
-def accuracy(dependence: pd.DataFrame, metrics: pd.DataFrame, options: Options):
-    return S.claim_accuracy(metrics, options.alpha)
-
-
-@claim(
-    "5",
-    title="middle-layer compression and generalization",
-    statement="Compression in middle layers goes with better generalization.",
-    statistic="Per run, compression = mean over the middle blocks of peak − last dependence on X; within each "
-    "mode with >= 5 seeds, Spearman ρ across seeds between compression and the generalization gap (train − test "
-    "accuracy), Fisher-combined over modes; claimed ρ < 0 (primary). With test accuracy, ρ > 0 (secondary). "
-    "Stratified permutation test; seed-bootstrap interval.",
-    mean="Fisher-combined within-mode Spearman ρ (descriptive rows: ρ within one mode)",
-)
-def compression_generalization(dependence: pd.DataFrame, metrics: pd.DataFrame, options: Options):
-    return S.claim_compression_generalization(dependence, metrics, options.alpha, options.n_perm, options.n_boot,
-                                              options.seed)  # fmt: skip
-
-
-# ------------------------------------------------------------------------------ evaluation
-def evaluate_claims(dependence: pd.DataFrame, metrics: pd.DataFrame, options: Options = Options(),
-                    claims: list[str] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:  # fmt: skip
-    """Every registered claim (or those in `claims`) -> (results (statistics.RESULT_COLUMNS),
-    differences (statistics.DIFFERENCE_COLUMNS)), claims in numeric order. Deterministic for a
-    given options.seed (claim 5's bootstrap and permutation draws)."""
-    parts = [CLAIMS.get(name)(dependence, metrics, options) for name in (claims or claim_ids())]
-    return (S.concat_frames([p[0] for p in parts], S.RESULT_COLUMNS),
-            S.concat_frames([p[1] for p in parts], S.DIFFERENCE_COLUMNS))  # fmt: skip
+COLUMNS = [*RESULT_COLUMNS, *EXTRA_COLUMNS]
 
 
 def protocol_setting(dependence: pd.DataFrame) -> str | None:
@@ -243,7 +95,7 @@ def _without_evidence(dependence: pd.DataFrame) -> tuple[pd.DataFrame, list[str]
 def _match_key(frame: pd.DataFrame) -> pd.Series:
     """Row identity for pairing excess and raw results; claim 5's tested row is named by the modes it
     used, which may differ between the two, so it is matched by its part and setting only."""
-    tested5 = (frame["claim"] == "5") & (frame["verdict"] != S.DESCRIPTIVE)
+    tested5 = (frame["claim"] == "5") & (frame["verdict"] != DESCRIPTIVE)
     mode = frame["mode"].astype(str).where(~tested5, "*")
     cols = [frame[c].astype(str) for c in ("claim", "part", "dataset", "arch", "setting")]
     return pd.Series(["|".join(t) for t in zip(*cols, mode, frame["reference_mode"].astype(str))], index=frame.index)
@@ -256,10 +108,10 @@ def _with_raw(results: pd.DataFrame, raw: pd.DataFrame) -> pd.DataFrame:
         out[col] = math.nan
     if raw.empty or out.empty:
         return out
-    raw = raw[raw["setting"] != S.NO_SETTING]
+    raw = raw[raw["setting"] != NO_SETTING]
     lookup = raw.assign(_key=_match_key(raw)).drop_duplicates("_key").set_index("_key")
     key = _match_key(out)
-    found = key.isin(lookup.index) & (out["setting"] != S.NO_SETTING)
+    found = key.isin(lookup.index) & (out["setting"] != NO_SETTING)
     for col, src in (("raw_mean", "mean"), ("raw_ci_low", "ci_low"), ("raw_ci_high", "ci_high")):
         out.loc[found, col] = lookup.loc[key[found], src].to_numpy(np.float64)
     return out
@@ -270,10 +122,10 @@ def evaluate(inputs: Inputs, options: Options = Options()) -> ClaimsReport:
     setting, the robustness matrix and lines, and one summary line per claim."""
     dependence, left_out = _without_evidence(inputs.dependence)
     results, differences = evaluate_claims(dependence, inputs.metrics, options)
-    raw = pd.DataFrame(columns=S.RESULT_COLUMNS)
+    raw = pd.DataFrame(columns=RESULT_COLUMNS)
     if len(dependence):
         dependent = [c for c in claim_ids() if c != "4"]  # claim 4 reads no dependence
-        raw, _ = evaluate_claims(S.raw_dependence(dependence), inputs.metrics, options, claims=dependent)
+        raw, _ = evaluate_claims(raw_dependence(dependence), inputs.metrics, options, claims=dependent)
     results = _with_raw(results, raw)
 
     measured = sorted(set(dependence["setting"])) if len(dependence) else []
@@ -284,21 +136,21 @@ def evaluate(inputs: Inputs, options: Options = Options()) -> ClaimsReport:
         headline = measured[0]
         note = f"the paper's protocol ({PROTOCOL_TEXT}) was not measured; the first setting is used"
     else:
-        headline, note = S.NO_SETTING, "no dependence setting was measured"
-    results["headline"] = results["setting"].isin([headline, S.NO_SETTING])
+        headline, note = NO_SETTING, "no dependence setting was measured"
+    results["headline"] = results["setting"].isin([headline, NO_SETTING])
     results = contracts.CLAIMS.conform(results[COLUMNS], "claims")
     differences = contracts.CLAIM_DIFFERENCES.conform(differences, "claim differences")
 
-    settings = S.dependence_basis(dependence) if len(dependence) else pd.DataFrame(
+    settings = dependence_basis(dependence) if len(dependence) else pd.DataFrame(
         columns=["setting", "basis_xz", "basis_yz"])  # fmt: skip
     settings = settings.set_index("setting").reindex(measured).reset_index()
     settings.insert(0, "id", [f"S{i + 1}" for i in range(len(settings))])
     settings["protocol"] = settings["setting"] == protocol
-    matrix, lines = S.robustness(results) if len(results) else (pd.DataFrame(), pd.DataFrame(
+    matrix, lines = robustness(results) if len(results) else (pd.DataFrame(), pd.DataFrame(
         columns=["claim", "n_settings", "holds_under", "fails_under", "holds_only_under_one", "line"]))  # fmt: skip
-    tested = set(results["setting"]) - {S.NO_SETTING}
+    tested = set(results["setting"]) - {NO_SETTING}
     primary = headline if headline in tested else (sorted(tested)[0] if tested else None)
-    summaries = S.claim_summaries(results, primary_setting=primary) if len(results) else pd.DataFrame(
+    summaries = claim_summaries(results, primary_setting=primary) if len(results) else pd.DataFrame(
         columns=["claim", "verdict", "line"])  # fmt: skip
     return ClaimsReport(results, differences, headline, note, settings, left_out, matrix, lines, summaries)
 
@@ -306,8 +158,8 @@ def evaluate(inputs: Inputs, options: Options = Options()) -> ClaimsReport:
 def headline_verdicts(results: pd.DataFrame) -> dict[str, str]:
     """claim -> its verdict under the headline setting (rows with `headline`), every registered claim."""
     sub = results[results["headline"].astype(bool)]
-    settings = sorted(set(sub["setting"]) - {S.NO_SETTING})
-    summaries = S.claim_summaries(sub, primary_setting=settings[0] if settings else None) if len(sub) else None
+    settings = sorted(set(sub["setting"]) - {NO_SETTING})
+    summaries = claim_summaries(sub, primary_setting=settings[0] if settings else None) if len(sub) else None
     found = {} if summaries is None else dict(zip(summaries["claim"], summaries["verdict"]))
     return {name: found.get(name, "inconclusive") for name in claim_ids()}
 
@@ -315,7 +167,7 @@ def headline_verdicts(results: pd.DataFrame) -> dict[str, str]:
 def summary_line(results: pd.DataFrame) -> str:
     """One line for a log: each claim's headline verdict and how many settings it holds under."""
     verdicts = headline_verdicts(results)
-    _, lines = S.robustness(results) if len(results) else (None, pd.DataFrame(columns=["claim"]))
+    _, lines = robustness(results) if len(results) else (None, pd.DataFrame(columns=["claim"]))
     lines = lines.set_index("claim")
     parts = []
     for name, verdict in verdicts.items():
@@ -323,23 +175,19 @@ def summary_line(results: pd.DataFrame) -> str:
         if name in lines.index and lines.loc[name, "n_settings"] > 1:
             extra = f" (holds under {lines.loc[name, 'holds_under']} of {lines.loc[name, 'n_settings']} settings)"
         parts.append(f"claim {name}: {verdict}{extra}")
-    setting = sorted(set(results.loc[results["headline"].astype(bool), "setting"]) - {S.NO_SETTING})
+    setting = sorted(set(results.loc[results["headline"].astype(bool), "setting"]) - {NO_SETTING})
     return ", ".join(parts) + (f" [headline setting: {setting[0]}]" if setting else "")
 
 
 # ------------------------------------------------------------------------------ what a reader sees
 def _num(x: float, digits: int = 3) -> str:
-    return "" if x is None or (isinstance(x, float) and math.isnan(x)) else S.fmt_number(float(x), digits)
-
-
-def _p(x: float) -> str:
-    return _num(x, 2)
+    return "" if x is None or (isinstance(x, float) and math.isnan(x)) else fmt_number(float(x), digits)
 
 
 def _interval(low: float, high: float) -> str:
     if math.isnan(low) and math.isnan(high):
         return ""
-    return f"[{S.fmt_number(float(low))}, {S.fmt_number(float(high))}]"
+    return f"[{fmt_number(float(low))}, {fmt_number(float(high))}]"
 
 
 def _who(r) -> str:
@@ -347,8 +195,8 @@ def _who(r) -> str:
 
 
 COMPARISON_COLUMNS = ["dataset", "arch", "setting", "mode vs reference", "part", "statistic", "n seeds", "mean",
-                      "90 % interval", "effect size", "p", "corrected p", "test", "verdict", "reason",
-                      "raw value: mean [90 % interval]"]  # fmt: skip
+                      "interval", "effect size", "p", "corrected p", "test", "verdict", "reason",
+                      "raw value: mean [interval]"]  # fmt: skip
 
 
 def comparison_rows(results: pd.DataFrame, ids: dict[str, str] | None = None) -> list[list[str]]:
@@ -360,8 +208,8 @@ def comparison_rows(results: pd.DataFrame, ids: dict[str, str] | None = None) ->
         part = r.part + ("" if r.primary else " (secondary)")
         raw = "" if math.isnan(r.raw_mean) else f"{_num(r.raw_mean)} {_interval(r.raw_ci_low, r.raw_ci_high)}"
         rows.append([r.dataset, r.arch, ids.get(r.setting, r.setting), _who(r), part, r.statistic, str(r.n_seeds),
-                     _num(r.mean), _interval(r.ci_low, r.ci_high), _num(r.effect_size), _p(r.p_value),
-                     _p(r.p_corrected), r.test, r.verdict, r.reason, raw])  # fmt: skip
+                     _num(r.mean), _interval(r.ci_low, r.ci_high), _num(r.effect_size), _num(r.p_value, 2),
+                     _num(r.p_corrected, 2), r.test, r.verdict, r.reason, raw])  # fmt: skip
     return rows
 
 
@@ -374,10 +222,12 @@ def _sections(report: ClaimsReport) -> list[tuple[str, list[str], Section | None
     """(heading, paragraphs, table) in reading order; the Markdown and the HTML render the same list."""
     out = []
     where = report.headline_setting
-    where_text = f"`{_short(where, report.settings)}`" if where != S.NO_SETTING else "(none)"
-    heads = [f"Headline setting: {where_text}: {report.headline_note}. Intervals are 90 % two-sided: two "
-             "one-sided 95 % bounds from inverting the test (claim 5: seed-bootstrap percentiles 5 % and 95 %); "
-             "p-values are one-sided, corrected by Holm within one claim part and setting."]  # fmt: skip
+    where_text = f"`{_short(where, report.settings)}`" if where != NO_SETTING else "(none)"
+    heads = [f"Headline setting: {where_text}: {report.headline_note}. p-values are one-sided, corrected by Holm "
+             "within one claim part and setting; intervals are the one-sided bounds compatible with those Holm "
+             "decisions (Strassburger & Bretz 2008), each from inverting the comparison's own test (claim 5: the "
+             "sign of ρ its permutation test establishes): a claimed-side bound of 0 means strictly beyond 0, -0 / "
+             "+0 that 0 is inside; so a verdict holds exactly when its interval lies on the claimed side of 0."]
     summary = [[r.claim, r.verdict, r.line] for r in report.summaries.itertuples()]
     out.append(("Verdicts", heads, Section(["claim", "verdict", "under the headline setting"], summary,
                                             [[False, True, False] for _ in summary], title="Verdicts")))
@@ -391,9 +241,9 @@ def _sections(report: ClaimsReport) -> list[tuple[str, list[str], Section | None
                   and isinstance(matrix.loc[c, s.setting], str) else "–" for c in claims]  # fmt: skip
         rows.append(cells)
         bold.append([False] * 3 + [v in ("holds", "fails") for v in cells[3:]])
-    if S.NO_SETTING in matrix.columns:
-        cells = ["–", "n/a (no estimator)", "–"] + [matrix.loc[c, S.NO_SETTING] if c in matrix.index
-                                                    and isinstance(matrix.loc[c, S.NO_SETTING], str) else "–"
+    if NO_SETTING in matrix.columns:
+        cells = ["–", "n/a (no estimator)", "–"] + [matrix.loc[c, NO_SETTING] if c in matrix.index
+                                                    and isinstance(matrix.loc[c, NO_SETTING], str) else "–"
                                                     for c in claims]  # fmt: skip
         rows.append(cells)
         bold.append([False] * 3 + [v in ("holds", "fails") for v in cells[3:]])
@@ -481,9 +331,45 @@ def write_claims(report: ClaimsReport, out: str | Path, header: str) -> list[Pat
     return [out / "claims.parquet", out / "claim_differences.parquet", out / "claims.md", out / "claims.html"]
 
 
-def figure_labels() -> dict[str, tuple[str, str]]:
-    """claim -> (title, x-axis label) of its figure."""
-    axis = {"3": "per-seed statistic (fitting: last − first; compression: peak − last)",
-            "5": "Spearman ρ (points: within one mode)"}  # fmt: skip
-    default = "paired difference E2E − other, per seed"
-    return {name: (f"Claim {name}: {CLAIMS.get(name).title}", axis.get(name, default)) for name in claim_ids()}
+
+def claim_summaries(results: pd.DataFrame, primary_setting: str | None = None) -> pd.DataFrame:
+    """One line per claim: verdict under the primary setting, each comparison's effect with its
+    interval (bounds compatible with the Holm decision), corrected p and seeds, and how many settings it holds
+    under. primary_setting may be omitted when the results hold exactly one estimator setting.
+    Columns: claim, verdict, line."""
+    settings = sorted(set(results["setting"]) - {NO_SETTING})
+    if primary_setting is None:
+        if len(settings) > 1:
+            raise ValueError(f"results hold {len(settings)} estimator settings; "
+                             f"pass primary_setting= one of {settings}")
+        primary_setting = settings[0] if settings else NO_SETTING
+    elif primary_setting not in settings:
+        raise ValueError(f"primary_setting {primary_setting!r} is not in the results; settings: {settings}")
+    per = comparison_verdicts(results)
+    _, lines = robustness(results)
+    out = []
+    for claim in sorted(set(results["claim"]), key=lambda c: (len(c), c)):
+        sub = results[(results["claim"] == claim) & results["setting"].isin([primary_setting, NO_SETTING])]
+        sub = sub[sub["primary"].astype(bool) & (sub["verdict"] != DESCRIPTIVE)]
+        mine = per[(per["claim"] == claim) & per["setting"].isin([primary_setting, NO_SETTING])]
+        verdict = combine_verdicts(mine["verdict"])
+        pieces = []
+        for r in sub.itertuples():
+            who = f"{r.dataset}/{r.arch} {r.mode}" + (f" vs {r.reference_mode}" if r.reference_mode else "")
+            part = f" [{r.part}]" if claim == "3" else ""
+            if math.isnan(r.p_corrected):
+                p = "corrected p not tested"
+            elif r.verdict == "fails":  # the p-value that decided it: the opposite direction's
+                p = f"corrected p against the claim {fmt_number(r.p_reverse_corrected, 2)}"
+            else:
+                p = f"corrected p {fmt_number(r.p_corrected, 2)}"
+            pieces.append(f"{who}{part}: {r.verdict}, mean {fmt_number(r.mean)}, interval "
+                          f"[{fmt_number(r.ci_low)}, {fmt_number(r.ci_high)}] (compatible with Holm), "
+                          f"{p}, {seeds_text(r.n_seeds)}")  # fmt: skip
+        across = lines.loc[lines["claim"] == claim, "line"]
+        text = f"Claim {claim}: {verdict} -- " + "; ".join(pieces or ["no comparisons"])
+        if len(across):
+            text += f" | across settings: {across.iloc[0]}"
+        out.append({"claim": claim, "verdict": verdict, "line": text})
+    return pd.DataFrame(out, columns=["claim", "verdict", "line"])
+

@@ -1,4 +1,4 @@
-"""Benchmark of the dependence engine: ``python -m infoplane.bench.hsic [--quick] [--device cuda]``.
+"""Benchmark of the dependence engine: ``python -m infoplane.bench.dependence [--quick] [--device cuda]``.
 
 Prints Markdown tables, every ratio measured in this one process (the pieces of a ratio alternate,
 best of repeats, so a shared machine's load hits numerator and denominator alike):
@@ -37,13 +37,12 @@ from collections.abc import Callable
 
 import torch
 
-from infoplane.hsic import (ESTIMATORS, Geometry, KernelStack, _gemm_dtype, measure_snapshot, nhsic, resolve_device,
-                            ridge_matrix)
+from infoplane.estimators import ESTIMATORS, Geometry, KernelStack, measure_snapshot, nhsic, resolve_device, ridge_matrix
+from infoplane.estimators.geometry import _gemm_dtype
+from infoplane.estimators.settings import SETTINGS
 
-EPS = 1e-5
-SIGMA = 5.0
-PAPER = {"estimator": "nocco", "kernel_x": "gaussian", "kernel_y": "onehot", "kernel_z": "gaussian",
-         "sigma": SIGMA, "bandwidth": "fixed", "epsilon": EPS}
+PAPER = {"estimator": "nocco", **SETTINGS.get("nocco").defaults()}  # the paper's protocol: nocco's defaults
+EPS, SIGMA = PAPER["epsilon"], PAPER["sigma"]
 ARCHS = {  # (x shape, [(layer name, per-sample shape)]) of the paper's networks' block outputs
     "lenet5 (28 px)": ((1, 28, 28), [("conv1", (6, 14, 14)), ("conv2", (16, 5, 5)), ("fc1", (120,)),
                                       ("fc2", (84,)), ("classifier", (10,))]),
@@ -154,15 +153,15 @@ def pair_table(sizes, dims, device, repeat_seconds, naive_max_gib, max_gib) -> l
                 continue
             x = torch.randn(m, d, generator=gen).to(device)
             z = torch.randn(m, d, generator=gen).to(device)
-            kx = Geometry(x[None], "x").kernel("gaussian", sigma=SIGMA, bandwidth="fixed")
+            kx = Geometry(x[None], "x").kernel("gaussian", sigma=SIGMA, bandwidth=PAPER["bandwidth"])
             x_ridge = kx.ridge(EPS)  # cached, as measure_snapshot does for every layer
 
             def pair():
-                kz = Geometry(z[None], "z").kernel("gaussian", sigma=SIGMA, bandwidth="fixed")
+                kz = Geometry(z[None], "z").kernel("gaussian", sigma=SIGMA, bandwidth=PAPER["bandwidth"])
                 return nocco.pair(kx, kz, PAPER)
 
             def solve_pair():  # the former route: R by the Cholesky solve with m right-hand sides
-                kz = Geometry(z[None], "z").kernel("gaussian", sigma=SIGMA, bandwidth="fixed")
+                kz = Geometry(z[None], "z").kernel("gaussian", sigma=SIGMA, bandwidth=PAPER["bandwidth"])
                 return (x_ridge * ridge_matrix(kz.centered[0], EPS, "solve")).sum()
 
             value, peak = peak_memory(pair, device)
@@ -287,7 +286,7 @@ def ridge_table(sizes, device, repeat_seconds) -> list[str]:
     gen = torch.Generator().manual_seed(1)
     for m in sizes:
         centered = Geometry(torch.randn(1, m, 784, generator=gen).to(device), "x").kernel(
-            "gaussian", sigma=SIGMA, bandwidth="fixed").centered
+            "gaussian", sigma=SIGMA, bandwidth=PAPER["bandwidth"]).centered
         t = best_times({method: (lambda method=method: ridge_matrix(centered, EPS, method))
                         for method in ("cholesky", "solve", "eigh")}, device, repeat_seconds)
         diff = float((ridge_matrix(centered, EPS) - ridge_matrix(centered, EPS, "eigh")).abs().max())
@@ -340,9 +339,7 @@ MI_CASES = ((7, 128, 784), (7, 128, 3072), (1, 1000, 784), (1, 1000, 3072))
 
 def mi_table(cases, device: torch.device, repeat_seconds: float, permutations=(0, 32)) -> None:
     """Seconds to prepare X and Y and to score one layer (with 0 and 32 permutations) per MI estimator."""
-    from infoplane import config, dependence
-    from infoplane.hsic import ESTIMATORS
-    from infoplane.mutual_information import MI_ESTIMATORS
+    from infoplane.estimators import ESTIMATORS, MI_ESTIMATORS, normalize_setting
 
     gen = torch.Generator().manual_seed(0)
     print("| estimator | B | m | d | P | prepare_s | score_s |")
@@ -356,7 +353,7 @@ def mi_table(cases, device: torch.device, repeat_seconds: float, permutations=(0
             perms = torch.argsort(torch.rand(batches, count, m, generator=gen), dim=-1).to(device) if count else None
             for name in MI_ESTIMATORS:
                 est = ESTIMATORS.get(name)
-                (setting,) = dependence.settings({**config.defaults("dependence"), "estimators": [name]})
+                setting = normalize_setting({"estimator": name})  # its declared defaults
                 refs = (est.prepare(x, "x", setting), est.prepare(y, "y", setting))
                 times = best_times({"prepare": lambda: (est.prepare(x, "x", setting), est.prepare(y, "y", setting)),
                                     "score": lambda: est.score(*refs, z, setting, perms)}, device, repeat_seconds)
