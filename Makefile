@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 CORES ?= 8
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint gpu-check clean-results
+.PHONY: run test lint gpu-check wheelhouse clean-results
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -25,6 +25,17 @@ test: $(STAMP)
 ## gpu-check: on a CUDA machine, every GPU path once with one summary (tests/gpu/check.py); exits 0 without CUDA
 gpu-check: $(STAMP)
 	PATH=$(abspath $(BIN)):$$PATH python tests/gpu/check.py
+
+## wheelhouse: wheels of every dependency but torch/torchvision into $(WHEELHOUSE), for an offline
+## machine (docs/gpu.md); e.g. make wheelhouse WHEEL_PYTHON=3.12 WHEEL_PLATFORM=manylinux2014_x86_64
+WHEELHOUSE ?= wheelhouse
+WHEEL_PYTHON ?=
+WHEEL_PLATFORM ?=
+WHEEL_PRESENT ?=
+wheelhouse: $(STAMP)
+	$(BIN)/python tests/gpu/wheelhouse.py --dest $(WHEELHOUSE) \
+		$(if $(WHEEL_PYTHON),--python-version $(WHEEL_PYTHON)) $(if $(WHEEL_PLATFORM),--platform $(WHEEL_PLATFORM)) \
+		$(if $(WHEEL_PRESENT),--present $(WHEEL_PRESENT))
 
 ## lint: snakemake --lint and snakefmt --check
 lint: $(STAMP)

@@ -11,7 +11,8 @@ gets its own flip, crop box, jitter factors, jitter order and grayscale draw; th
 resampled back to the input size with bilinear interpolation in one `grid_sample` call; the
 colour steps are batched element-wise operations with torchvision's formulas. The random
 parameters are drawn on the CPU from a `torch.Generator` that the training mode reseeds
-every epoch, so a resumed run replays the same views and every device sees the same draws.
+every epoch, so a resumed run replays the same views and every device sees the same draws;
+they reach a GPU through pinned memory, so making a view never stops the host.
 
 The trainer hands modes *normalized* images; flip and crop commute with the per-channel
 normalization (bilinear weights sum to one and every sample point lies inside the image), so
@@ -32,6 +33,8 @@ from dataclasses import dataclass
 
 import torch
 from torch.nn import functional as F
+
+from . import runtime
 
 #: RandomResizedCrop: fraction of the image area and aspect-ratio range (torchvision defaults
 #: for the ratio, the authors' scale), and the number of box draws before the central fallback.
@@ -72,7 +75,7 @@ class Normalization:
         return result
 
     def _view(self, values: tuple[float, ...], like: torch.Tensor) -> torch.Tensor:
-        return torch.tensor(values, dtype=like.dtype, device=like.device).view(1, -1, 1, 1)
+        return runtime.constant(values, like.dtype, like.device)
 
     def to_unit(self, x: torch.Tensor) -> torch.Tensor:
         """Normalized images back to [0, 1] pixel values."""
@@ -162,8 +165,8 @@ def flip_resized_crop(x: torch.Tensor, box: torch.Tensor, flip: torch.Tensor) ->
     rows = _crop_coordinates(top, h, height)  # (B, H)
     cols = _crop_coordinates(left, w, width)  # (B, W), on the flipped image
     cols = torch.where(flip.unsqueeze(1), (width - 1) - cols, cols)
-    gy = ((2 * rows + 1) / height - 1).to(device=x.device, dtype=x.dtype)
-    gx = ((2 * cols + 1) / width - 1).to(device=x.device, dtype=x.dtype)
+    gy = runtime.to_device(((2 * rows + 1) / height - 1).to(x.dtype), x.device)
+    gx = runtime.to_device(((2 * cols + 1) / width - 1).to(x.dtype), x.device)
     grid = torch.stack([gx.unsqueeze(1).expand(b, height, width), gy.unsqueeze(2).expand(b, height, width)], dim=-1)
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
 
@@ -176,11 +179,11 @@ def luma(u: torch.Tensor) -> torch.Tensor:
 
 
 def _per_sample(factor: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    return factor.to(device=like.device, dtype=like.dtype).view(-1, *([1] * (like.dim() - 1)))
+    return runtime.to_device(factor, like.device).to(like.dtype).view(-1, *([1] * (like.dim() - 1)))
 
 
 def _mask(flags: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    return flags.to(device=like.device).view(-1, *([1] * (like.dim() - 1)))
+    return runtime.to_device(flags, like.device).view(-1, *([1] * (like.dim() - 1)))
 
 
 def blend(u: torch.Tensor, reference: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
@@ -236,8 +239,8 @@ def color_jitter(u: torch.Tensor, factors: torch.Tensor, order: torch.Tensor) ->
     saturation are one blend with a per-sample reference (0, mean luma, pixel luma), hue is
     computed for the batch and selected where scheduled. Four steps, no host sync.
     """
-    factors = factors.to(device=u.device, dtype=u.dtype)
-    order = order.to(device=u.device)
+    factors = runtime.to_device(factors, u.device).to(u.dtype)
+    order = runtime.to_device(order, u.device)
     for step in range(order.shape[1]):
         op = order[:, step]
         factor = factors.gather(1, op.unsqueeze(1)).squeeze(1)

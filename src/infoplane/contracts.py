@@ -323,11 +323,38 @@ DEPENDENCE = Table(
               "saturation_bound", "excess_xz_batches", "excess_xz_std", "excess_yz_batches", "excess_yz_std"),
 )  # fmt: skip
 
+#: One row per run × snapshot epoch × layer (`infoplane.probe`). The linear probe: `train_accuracy`
+#: and `accuracy` (probe-test) of multinomial logistic regression fitted on probe_train_size eval
+#: samples and scored on the other probe_test_size; NaN at the epochs the config's `probe.epochs`
+#: leaves out. The geometry, at every snapshot epoch, on the raw features: `nc1` the within-class
+#: variability collapse tr(Σ_W Σ_B⁺)/C on the whole eval set (Papyan et al. 2020; 0 = every sample
+#: on its class mean, lower = tighter class clusters, NaN when all class means coincide);
+#: `knn_accuracy` of a `knn_k`-nearest-neighbour classifier fitted on the probe-train samples and
+#: scored on the probe-test samples. The geometry columns are optional (NA) so that a probe table
+#: built without them (synthetic tests of the paper stage) still conforms.
 PROBES = Table(
     "probes",
     {**_RUN_COLUMNS, "epoch": "int64", "layer": "int64", "layer_name": "string",
-     "probe_train_size": "int64", "probe_test_size": "int64", "train_accuracy": "float64", "accuracy": "float64"},
+     "probe_train_size": "int64", "probe_test_size": "int64", "train_accuracy": "float64", "accuracy": "float64",
+     "nc1": "float64", "knn_k": "Int64", "knn_accuracy": "float64"},
     sort=(*RUN_KEYS, "epoch", "layer"),
+    optional=("nc1", "knn_k", "knn_accuracy"),
+)  # fmt: skip
+
+#: results/paper/table6_data_processing.parquet (`infoplane.paper.data_processing`), one row per
+#: estimator setting × run × snapshot epoch × quantity ("xz": dependence on X, "yz": on Y) × pair
+#: of consecutive layers (`layer` -> `next_layer`): `value`, `next_value` the two values
+#: (value_xz / value_yz of the dependence table), `increase` = next_value - value, `noise` the
+#: threshold 2 × (SE + next SE) (SE: the batch mean's standard error), `relative_increase` =
+#: increase / |value|, `determined` (False: one batch, no noise estimate), `violation` = determined
+#: and increase > noise, `law` = the estimator estimates a mutual information (unit not "").
+DATA_PROCESSING = Table(
+    "data_processing",
+    {"setting": "string", "estimator": "string", "unit": "string", "law": "bool", **_RUN_COLUMNS,
+     "epoch": "int64", "quantity": "string", "layer": "int64", "layer_name": "string", "next_layer": "int64",
+     "next_layer_name": "string", "value": "float64", "next_value": "float64", "increase": "float64",
+     "noise": "float64", "relative_increase": "float64", "determined": "bool", "violation": "bool"},
+    sort=("setting", *RUN_KEYS, "epoch", "quantity", "layer"),
 )  # fmt: skip
 
 #: results/paper/claims.parquet, one row per comparison (`infoplane.paper.rule.RESULT_COLUMNS`,

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import contracts
+from . import contracts, runtime
 from .errors import DatasetNotFoundError
 from .io import atomic_path
 from .registry import Registry
@@ -63,8 +63,8 @@ class Dataset:
 
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
         """uint8 images -> float32, scaled to [0, 1] then standardized per channel."""
-        mean = torch.as_tensor(self.mean, dtype=torch.float32, device=x.device).view(1, -1, 1, 1)
-        std = torch.as_tensor(self.std, dtype=torch.float32, device=x.device).view(1, -1, 1, 1)
+        mean = runtime.constant(tuple(self.mean), torch.float32, x.device)
+        std = runtime.constant(tuple(self.std), torch.float32, x.device)
         return (x.float() / 255.0 - mean) / std
 
 
@@ -416,7 +416,8 @@ class Augmenter:
     `hflip`: mirror each image left-right with probability 1/2. `crop`: pad by
     `CROP_PADDING` zeros on every side and cut a random window of the original size
     (the batch is already normalized, so the padding is the per-channel mean colour).
-    Random draws come from a CPU generator, so they are identical on every device.
+    Random draws come from a CPU generator, so they are identical on every device; they reach
+    a GPU through pinned memory, without stopping the host (`runtime.to_device`).
     """
 
     def __init__(self, names: Sequence[str]) -> None:
@@ -431,7 +432,7 @@ class Augmenter:
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         if "hflip" in self.names:
-            flip = (torch.rand(x.shape[0], generator=self.generator) < 0.5).to(x.device)
+            flip = runtime.to_device(torch.rand(x.shape[0], generator=self.generator) < 0.5, x.device)
             x = torch.where(flip.view(-1, 1, 1, 1), x.flip(-1), x)
         if "crop" in self.names:
             x = self._crop(x, CROP_PADDING)
@@ -440,7 +441,7 @@ class Augmenter:
     def _crop(self, x: torch.Tensor, pad: int) -> torch.Tensor:
         """out[b, :, i, j] = padded[b, :, i + dy_b, j + dx_b] with dy_b, dx_b uniform in 0..2·pad."""
         b, c, h, w = x.shape
-        dy, dx = torch.randint(0, 2 * pad + 1, (2, b, 1), generator=self.generator).to(x.device)
+        dy, dx = runtime.to_device(torch.randint(0, 2 * pad + 1, (2, b, 1), generator=self.generator), x.device)
         padded = torch.nn.functional.pad(x, (pad, pad, pad, pad))
         rows = (dy + torch.arange(h, device=x.device)).view(b, 1, h, 1)
         cols = (dx + torch.arange(w, device=x.device)).view(b, 1, 1, w)

@@ -14,8 +14,8 @@ Mode names in configs and output paths are spec strings `family[-loss[-head]]`:
   one local loss per block on its detached input (`LayerWise`).
 - `layerwise_seq-{ce,predsim,supcon}[-mlp]`, `layerwise_seq-sim`: sequential layer-wise
   training, block k trained then frozen before block k+1 (`LayerWiseSequential`).
-- `sigprop`: signal propagation (Kohan et al. 2023, `SignalPropagation`).
-- `ff`: forward-forward (Hinton 2022, `ForwardForward`).
+- `sigprop`: signal propagation (Kohan et al. 2023, `alternatives.SignalPropagation`).
+- `ff`: forward-forward (Hinton 2022, `alternatives.ForwardForward`).
 
 Every mode except `e2e` trains without end-to-end backpropagation: each block's input is
 detached, so a loss never reaches another block; the final classifier learns from the
@@ -45,7 +45,8 @@ from .models import AuxHead, BlockNet
 from .optim import make_optimizer, make_scheduler
 from .registry import Registry
 
-MODES: Registry = Registry("mode")
+#: `sigprop` and `ff` live in `infoplane.alternatives`, imported on the first lookup.
+MODES: Registry = Registry("mode", plugins=("infoplane.alternatives",))
 LOCAL_LOSSES = ("ce", "predsim", "sim", "supcon")
 HEADS = ("linear", "mlp")
 #: Local losses computed on the block output itself: no head, no head suffix.
@@ -55,6 +56,7 @@ HEADLESS_LOSSES = ("sim",)
 SUPCON_VIEWS = ("authors", "flip")
 FF_READOUTS = ("goodness", "softmax")
 FF_GOODNESS_BLOCKS = ("all", "all_but_first")
+FF_LABEL_EMBEDDINGS = ("auto", "pixels", "waves")
 
 #: String options of the `training` section and the values each allows (the code dispatches
 #: on them, so they are owned here and checked by `check_option`; the schema holds defaults
@@ -64,6 +66,7 @@ CHOICE_OPTIONS: dict[str, tuple[str, ...]] = {
     "predsim_conv_features": losses.SIMILARITY_CONV_FEATURES,
     "ff_readout": FF_READOUTS,
     "ff_goodness_blocks": FF_GOODNESS_BLOCKS,
+    "ff_label_embedding": FF_LABEL_EMBEDDINGS,
 }
 
 
@@ -360,6 +363,12 @@ class LayerWise(Mode):
         if self.view_maker is not None:  # from torch's global generator, which the trainer seeds per epoch
             self.view_maker.reseed(int(torch.randint(0, 2**62, (1,)).item()))
 
+    def train_heads(self) -> None:
+        """Heads back in training mode after an evaluation (`head_logits` sets eval); a flag
+        check per step instead of a walk over every head module (≈0.3 ms for ResNet18's)."""
+        if not self.heads.training:
+            self.heads.train()
+
     def views(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The augmented training batch: two views stacked for `supcon` (2B rows), one otherwise."""
         if self.loss == "supcon":
@@ -396,7 +405,7 @@ class LayerWise(Mode):
     def local_losses(self, x, y):
         batch = x.shape[0]
         h, y = self.views(x, y)
-        self.heads.train()
+        self.train_heads()
         out = {}
         for k, block in enumerate(self.model.blocks):
             h = block(h.detach())
@@ -508,8 +517,11 @@ class LayerWiseSequential(LayerWise):
         return list(self.model.blocks[: self.stage])
 
     def freeze_prefix(self) -> None:
+        """Frozen blocks in eval mode; the walk over their modules only where a block's flag says
+        something (e.g. the trainer's `model.train()`) turned it back on."""
         for block in self.frozen_blocks():
-            block.eval()
+            if block.training:
+                block.eval()
 
     def start_epoch(self, epoch):
         super().start_epoch(epoch)
@@ -522,7 +534,7 @@ class LayerWiseSequential(LayerWise):
         batch = x.shape[0]
         h, y = self.views(x, y)
         self.freeze_prefix()
-        self.heads.train()
+        self.train_heads()
         with torch.no_grad():
             for block in self.frozen_blocks():
                 h = block(h)
@@ -544,196 +556,6 @@ class LayerWiseSequential(LayerWise):
     def load_state_dict(self, state):
         self.enter_stage(int(state["stage"]))
         super().load_state_dict(state)
-
-
-@MODES.register("sigprop")
-class SignalPropagation(Mode):
-    """Signal propagation (Kohan, Rietman & Siegelmann 2023): the label is a signal that is
-    forward-propagated through the same blocks as the data, and every block learns to
-    bring each sample's output close to its class's signal output. No backward pass
-    crosses a block.
-
-    - Signal: a learned embedding of the one-hot labels into the input space,
-      t_0 = W·onehot(c) reshaped to the image shape (a bias-free linear map, trained with
-      block 0, the only loss that reaches it). All C class signals go through each block
-      together with the data as one batch of B + C (so batch-norm statistics include
-      them), h_k = f_k(h_{k-1}.detach()), t_k = f_k(t_{k-1}.detach()).
-    - Local loss of block k: with f = the block output average-pooled to ≤ 2048 features
-      as for the heads (`losses.pooled_features`), D its size, the logits are the scaled
-      dot products s_ic = <f(h_k,i), f(t_k,c)> / sqrt(D) and the loss is the cross-entropy
-      of picking the sample's own class c = y_i among the C signals. The paper compares
-      data and target activations by such a batch similarity (the authors' code scales it
-      by 1/sqrt(D) like attention); taking the C class signals as the candidates makes it a
-      plain classification over prototypes. The scores are not normalized: a cosine
-      version let the activations shrink layer by layer, which starves the final
-      classifier and distorts a fixed-bandwidth kernel.
-    - Per-layer prediction (`head_logits`): the same scores against the signals propagated
-      in eval mode, i.e. sigprop's own inference rule. The final classifier learns by
-      cross-entropy on the detached last block output, as in the other modes.
-    """
-
-    def __init__(self, model, spec, training, augment=None, normalization=None):
-        super().__init__(model, spec, training, augment, normalization)
-        self.num_classes = model.num_classes
-        self.embedder = nn.Linear(self.num_classes, math.prod(model.in_shape), bias=False).to(self.device)
-        self.parts["embedder"] = self.embedder
-        self._optimize([*model.parameters(), *self.embedder.parameters()])
-
-    def signals(self) -> torch.Tensor:
-        """The C class signals in the input space, (C, *in_shape)."""
-        eye = torch.eye(self.num_classes, device=self.embedder.weight.device, dtype=self.embedder.weight.dtype)
-        return self.embedder(eye).view(self.num_classes, *self.model.in_shape)
-
-    def local_losses(self, x, y):
-        x = self.augment(x)
-        b = x.shape[0]
-        h = torch.cat([x, self.signals().to(x.dtype)])
-        out = {}
-        for k, block in enumerate(self.model.blocks):
-            h = block(h if k == 0 else h.detach())
-            out[k] = losses.sigprop_loss(h[:b], h[b:], y)
-        out[len(self.model.blocks)] = F.cross_entropy(self.model.classifier(h[:b].detach()), y)
-        return out
-
-    @torch.no_grad()
-    def head_logits(self, outputs):
-        t = self.signals().to(outputs[0].dtype)
-        logits = {}
-        for k, block in enumerate(self.model.blocks):
-            t = block(t)
-            logits[k] = losses.prototype_logits(outputs[k], t)
-        return logits
-
-
-def _normalize_input(module: nn.Module, args: tuple) -> tuple:
-    """Forward pre-hook: feed the module a unit-mean-square version of its input."""
-    return (losses.rms_normalize(args[0]), *args[1:])
-
-
-@MODES.register("ff")
-class ForwardForward(Mode):
-    """Forward-forward (Hinton 2022): every block learns to give high goodness to positive
-    data (image with its true label) and low goodness to negative data (image with a wrong
-    label); no gradient crosses a block.
-
-    - Goodness g = mean squared activation of the block output; loss
-      ½[softplus(θ − g_pos) + softplus(g_neg − θ)] with θ = `training.ff_threshold` (2.0),
-      the negative log-likelihood of p(positive) = σ(g − θ).
-    - Label embedding: the first C pixels (row-major from the top-left corner) of every
-      channel of the normalized image are replaced by the one-hot label times v, as in the
-      paper's MNIST setup, for conv and fully connected networks alike (every architecture
-      takes images; H·W >= C is checked). v is the image's own maximum value (the paper's
-      "on" pixel is the brightest intensity; in normalized units that depends on the data
-      set), or the constant `training.ff_label_value` when set.
-    - Negatives: the same images with a label drawn uniformly from the C − 1 wrong classes,
-      from torch's global generator (the trainer reseeds it every epoch).
-    - Between blocks, each block's input (and the classifier's) is rescaled to unit mean
-      square, so the next block cannot read the previous block's goodness (Hinton's length
-      normalization, scaled to keep activations O(1)). This is a forward pre-hook that the
-      mode installs on `model.blocks[1:]` and `model.classifier`; it is part of the network
-      at evaluation too. A layer's recorded representation is still the block output.
-    - Prediction (`predict`), `training.ff_readout`:
-      `goodness` (default; the authors' code and Hinton 2022): every image is run with each
-      of the C candidate labels embedded, as one batch of C·B samples, the goodness of the
-      blocks is summed and the scores (B, C) are these sums; the predicted class is their
-      argmax, read-out "goodness". `training.ff_goodness_blocks` chooses the blocks: `all`
-      (the authors' code) or `all_but_first` (Hinton's "all but the first hidden layer").
-      The scores are goodness sums, not log-probabilities: only their argmax (accuracy) is
-      comparable with other modes. Batches of more than `predict_max_samples` candidate
-      samples are split over the images (never over the labels).
-      `softmax`: the final classifier on the neutral-label input (below), read-out
-      "classifier".
-    - Snapshots and the final classifier (`eval_input`): a neutral label, v/C in every label
-      pixel. The final classifier learns by cross-entropy on the detached last block output
-      of the neutral-label images (forwarded with the positives and negatives as one batch);
-      its logits are the classifier layer's recorded representation in every read-out. FF
-      has no per-layer heads.
-    """
-
-    keys = ("ff_threshold", "ff_label_value", "ff_readout", "ff_goodness_blocks")
-    #: largest number of (image, candidate label) samples forwarded at once by `goodness_scores`
-    predict_max_samples = 16384
-
-    @classmethod
-    def check_training(cls, training, num_blocks):
-        super().check_training(training, num_blocks)
-        if training["ff_goodness_blocks"] == "all_but_first" and num_blocks < 2:
-            raise ValueError(
-                f"training.ff_goodness_blocks = 'all_but_first' needs at least 2 blocks; the network has "
-                f"{num_blocks}; use 'all'"
-            )
-
-    def __init__(self, model, spec, training, augment=None, normalization=None):
-        super().__init__(model, spec, training, augment, normalization)
-        self.num_classes = model.num_classes
-        if self.num_classes < 2:
-            raise ValueError(f"mode 'ff' needs at least 2 classes to draw wrong labels, got {self.num_classes}")
-        if len(model.in_shape) != 3 or model.in_shape[1] * model.in_shape[2] < self.num_classes:
-            raise ValueError(
-                f"mode 'ff' embeds the label in the first {self.num_classes} pixels of each channel; "
-                f"input shape {model.in_shape} has too few (needs C×H×W images with H·W >= {self.num_classes})"
-            )
-        for module in [*model.blocks[1:], model.classifier]:
-            if not getattr(module, "_ff_input_normalized", False):
-                module.register_forward_pre_hook(_normalize_input)
-                module._ff_input_normalized = True
-        self._optimize(model.parameters())
-
-    def embed(self, x: torch.Tensor, code: torch.Tensor) -> torch.Tensor:
-        """`x` with the label `code` (B, C), scaled by v, in its first C pixels per channel."""
-        value = self.option("ff_label_value")
-        if value is None:
-            value = x.flatten(1).amax(dim=1, keepdim=True)
-        return losses.embed_label(x, code * value)
-
-    def eval_input(self, x):
-        neutral = torch.full((x.shape[0], self.num_classes), 1.0 / self.num_classes, device=x.device)
-        return self.embed(x, neutral)
-
-    def local_losses(self, x, y):
-        x = self.augment(x)
-        b, c = x.shape[0], self.num_classes
-        wrong = (y + torch.randint(1, c, y.shape, device=y.device)) % c
-        h = torch.cat([self.embed(x, F.one_hot(y, c)), self.embed(x, F.one_hot(wrong, c)), self.eval_input(x)])
-        threshold = self.option("ff_threshold")
-        out = {}
-        for k, block in enumerate(self.model.blocks):
-            h = block(h.detach())
-            good = losses.goodness(h[: 2 * b])
-            out[k] = losses.ff_loss(good[:b], good[b:], threshold)
-        out[len(self.model.blocks)] = F.cross_entropy(self.model.classifier(h[2 * b :].detach()), y)
-        return out
-
-    # -- prediction -------------------------------------------------------------------
-    @property
-    def readout(self):
-        return "goodness" if self.option("ff_readout") == "goodness" else "classifier"
-
-    def predict(self, x, outputs=None):
-        if self.readout == "classifier":
-            return super().predict(x, outputs)
-        return self.goodness_scores(x), "goodness"
-
-    @torch.no_grad()
-    def goodness_scores(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, C) float32: for every image and candidate label c, the goodness summed over the
-        chosen blocks of the network fed the image with c embedded. Sample l·b + i of a chunk
-        is image i with label l, so the sums reshape to (C, b) and transpose."""
-        c = self.num_classes
-        first = 0 if self.option("ff_goodness_blocks") == "all" else 1
-        chunk = max(1, self.predict_max_samples // c)
-        scores = []
-        for part in x.split(chunk):
-            b = part.shape[0]
-            codes = torch.eye(c, device=part.device).repeat_interleave(b, dim=0)
-            h = self.embed(part.repeat(c, *([1] * (part.dim() - 1))), codes)
-            total = torch.zeros(c * b, device=part.device)
-            for k, block in enumerate(self.model.blocks):
-                h = block(h)
-                if k >= first:
-                    total = total + losses.goodness(h)
-            scores.append(total.view(c, b).T)
-        return torch.cat(scores)
 
 
 def check_training(name: str, training: Mapping, num_blocks: int) -> None:

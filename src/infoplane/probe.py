@@ -14,6 +14,19 @@ For one snapshot (all layers of one run at one epoch) and every layer l:
    does not depend on initialization or batch order.
 4. Report accuracy on probe-train and probe-test (the linear separability).
 
+Beside it, the geometry of every layer (Goldfeld et al., ICML 2019: in a deterministic network
+a binned or noisy "I(X;T)" measures how the samples cluster), on the raw features (no
+standardization: the geometry the next layer sees):
+
+* `nc1`: within-class variability collapse tr(Σ_W Σ_B⁺)/C (Papyan, Han & Donoho, PNAS 2020)
+  on the whole eval set (`nc1`, computed without d × d matrices);
+* `knn_accuracy`: a k-nearest-neighbour classifier (Euclidean) fitted on the probe-train half
+  and scored on the probe-test half (`knn_accuracy`).
+
+Both are cheap, so they are measured at every snapshot epoch even where `epochs: ends`
+restricts the (costly) linear probe to the first and the last snapshot; its accuracies are
+then NaN at the epochs between.
+
 When d exceeds the probe-train size n_t the fit runs in the span of the training features:
 with the thin SVD Z_train = U S^½ Vᵀ (from the n_t × n_t Gram matrix), every optimal W lies
 in span(V), and the L2 penalty is rotation invariant, so fitting B on Z_train V = U S^½ and
@@ -23,6 +36,7 @@ set by n_t, not d.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -139,6 +153,68 @@ def fit_logistic(
     return theta[: d * num_classes].view(d, num_classes), theta[d * num_classes :]
 
 
+def nc1(features: torch.Tensor, labels: torch.Tensor) -> float:
+    """Within-class variability collapse tr(Σ_W Σ_B⁺)/C of features (n, ...) with labels (n,).
+
+    Σ_W = (1/n) Σ_i (h_i − μ_{y_i})(h_i − μ_{y_i})ᵀ, Σ_B = (1/C) Σ_c (μ_c − μ_G)(μ_c − μ_G)ᵀ over the
+    C classes present, μ_G the global mean (Papyan et al. 2020). 0 when every sample sits on its
+    class mean; invariant to a global rotation, translation and scaling. With W = (H − M_y)/√n
+    and B = (M − μ_G)/√C, Σ_W = WᵀW and Σ_B = BᵀB; from the eigendecomposition BBᵀ = U S² Uᵀ
+    (C × C, rank r ≤ C − 1) the pseudo-inverse is Σ_B⁺ = V S⁻² Vᵀ with V = Bᵀ U S⁻¹, so
+    tr(Σ_W Σ_B⁺) = ||W Bᵀ U S⁻²||²_F: a cost of n·d·C, no d × d matrix. Float64. NaN when all
+    class means coincide (Σ_B = 0: no between-class direction to compare with).
+    """
+    h = features.reshape(features.shape[0], -1).to(torch.float64)
+    if not torch.isfinite(h).all():
+        raise ValueError("layer features contain NaN or inf; the snapshot is broken (diverged run?)")
+    y = torch.as_tensor(labels, device=h.device).long()
+    classes, inverse = torch.unique(y, return_inverse=True)
+    num = len(classes)
+    counts = torch.bincount(inverse, minlength=num).to(h.dtype)
+    means = torch.zeros(num, h.shape[1], dtype=h.dtype, device=h.device).index_add_(0, inverse, h) / counts[:, None]
+    within = (h - means[inverse]) / h.shape[0] ** 0.5
+    between = (means - h.mean(0, keepdim=True)) / num**0.5
+    eigval, eigvec = torch.linalg.eigh(between @ between.T)
+    scale = eigval.abs().max()
+    if num < 2 or scale <= 0:
+        return float("nan")
+    keep = eigval > _RANK_TOL * scale
+    projected = (within @ between.T) @ (eigvec[:, keep] / eigval[keep])
+    return float(projected.pow(2).sum().item() / num)
+
+
+def knn_predict(train: torch.Tensor, train_labels: torch.Tensor, test: torch.Tensor, k: int) -> torch.Tensor:
+    """Majority vote of the k nearest training samples (Euclidean, float64) for every test row;
+    a tie between classes goes to the tied class with the nearest neighbour. k is capped at the
+    number of training samples."""
+    k = min(int(k), train.shape[0])
+    if k < 1:
+        raise ValueError(f"k-nearest neighbours needs k >= 1 and a training sample, got k={k}")
+    train, test = train.to(torch.float64), test.to(torch.float64)
+    dist = (test.pow(2).sum(1, keepdim=True) - 2 * test @ train.T + train.pow(2).sum(1)[None, :]).clamp_min(0)
+    order = torch.sort(dist, dim=1, stable=True).indices[:, :k]
+    neighbours = train_labels.to(order.device)[order]  # (m, k), nearest first
+    num = int(train_labels.max().item()) + 1
+    votes = torch.zeros(test.shape[0], num, dtype=torch.float64, device=order.device)
+    votes.scatter_add_(1, neighbours, torch.ones_like(neighbours, dtype=torch.float64))
+    # rank of each class's nearest neighbour (k where absent) breaks ties between equal votes
+    first = torch.full_like(votes, float(k))
+    ranks = torch.arange(k, dtype=torch.float64, device=order.device).expand_as(neighbours)
+    first.scatter_reduce_(1, neighbours, ranks, reduce="amin")
+    return (votes - first / (k + 1)).argmax(1)
+
+
+def knn_accuracy(
+    features: torch.Tensor, labels: torch.Tensor, split: tuple[torch.Tensor, torch.Tensor], k: int
+) -> float:
+    """Test accuracy of k-NN fitted on split[0] and scored on split[1] (raw features)."""
+    x = features.reshape(features.shape[0], -1).to(torch.float64)
+    y = torch.as_tensor(labels, device=x.device).long()
+    train_idx, test_idx = (i.to(x.device) for i in split)
+    predicted = knn_predict(x[train_idx], y[train_idx], x[test_idx], k)
+    return (predicted == y[test_idx]).double().mean().item()
+
+
 def probe_layer(
     features: torch.Tensor,
     labels: torch.Tensor,
@@ -167,16 +243,19 @@ def probe_layer(
 
 
 def probe_snapshot(snapshot: contracts.Snapshot, eval_set: contracts.EvalSet, settings: Mapping,
-                   device: str | torch.device = "cpu") -> pd.DataFrame:
-    """Probe every layer of one snapshot; `settings` is the config's `probe` section."""
+                   device: str | torch.device = "cpu", linear: bool = True) -> pd.DataFrame:
+    """Probe every layer of one snapshot; `settings` is the config's `probe` section. Without
+    `linear` only the geometry (nc1, knn_accuracy) is measured, the linear-probe accuracies are NaN."""
     labels = torch.as_tensor(eval_set.y).long()
     num_classes = int(eval_set.num_classes)
     split = probe_split(len(labels), settings["train_fraction"], settings["split_seed"])
+    k = int(settings["knn_k"])
     rows = []
     for index, (name, z) in enumerate(zip(snapshot.layer_names, snapshot.layers)):
         if z.shape[0] != len(labels):
             raise ValueError(f"layer {name!r} has {z.shape[0]} samples, the eval set has {len(labels)}")
-        train_acc, test_acc = probe_layer(z.to(device), labels, num_classes, split, settings)
+        z = z.to(device)
+        train_acc, test_acc = probe_layer(z, labels, num_classes, split, settings) if linear else (math.nan,) * 2
         rows.append(
             {
                 **snapshot.run.columns(),
@@ -187,6 +266,9 @@ def probe_snapshot(snapshot: contracts.Snapshot, eval_set: contracts.EvalSet, se
                 "probe_test_size": len(split[1]),
                 "train_accuracy": train_acc,
                 "accuracy": test_acc,
+                "nc1": nc1(z, labels),
+                "knn_k": min(k, len(split[0])),
+                "knn_accuracy": knn_accuracy(z, labels, split, k),
             }
         )
     return pd.DataFrame(rows)
@@ -194,10 +276,15 @@ def probe_snapshot(snapshot: contracts.Snapshot, eval_set: contracts.EvalSet, se
 
 def probe_run(eval_set_path: Path, snapshot_paths: Sequence[Path], settings: Mapping,
               device: str | torch.device = "cpu") -> pd.DataFrame:
-    """All snapshot epochs of one run -> the run's `contracts.PROBES` table."""
+    """All snapshot epochs of one run -> the run's `contracts.PROBES` table (the linear probe at
+    the epochs `settings["epochs"]` selects, the geometry at every one)."""
     eval_set = contracts.read_eval_set(eval_set_path)
     files = contracts.snapshot_files(snapshot_paths)
+    linear = set(files)
     if settings["epochs"] == "ends":
-        files = sorted({files[0], files[-1]}, key=contracts.snapshot_epoch)
-    frames = [probe_snapshot(snap, eval_set, settings, device) for snap in contracts.read_snapshots(files, eval_set)]
+        linear = {files[0], files[-1]}
+    frames = [
+        probe_snapshot(snap, eval_set, settings, device, linear=file in linear)
+        for file, snap in zip(files, contracts.read_snapshots(files, eval_set))
+    ]
     return contracts.PROBES.conform(pd.concat(frames, ignore_index=True))

@@ -12,7 +12,6 @@ log says so and the run starts from scratch.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import logging
@@ -45,8 +44,12 @@ def settings_signature(run: Run, settings: Mapping, device: torch.device) -> str
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
-def _batches(n: int, batch_size: int, generator: torch.Generator | None):
+def _batches(n: int, batch_size: int, generator: torch.Generator | None, device: torch.device | None = None):
+    """Index batches of one pass: the order is drawn on the CPU (the same on every device) and
+    sent to `device` once per pass, so no batch waits for a host-to-device copy."""
     order = torch.randperm(n, generator=generator) if generator is not None else torch.arange(n)
+    if device is not None:
+        order = runtime.to_device(order, device)
     for start in range(0, n, batch_size):
         yield order[start : start + batch_size]
 
@@ -59,7 +62,12 @@ class Trainer:
         """`dataset`: the loaded data of `run.dataset` (default: load it; benchmarks pass synthetic data)."""
         self.run, self.settings, self.device = run, settings, device
         self.training = dict(settings["training"])
-        runtime.make_deterministic(device)
+        #: resolved training.deterministic / training.precision for this device (logged, in the bench's table)
+        self.deterministic = runtime.resolve_deterministic(self.training["deterministic"], device)
+        self.precision = runtime.resolve_precision(self.training["precision"], device)
+        runtime.make_deterministic(device, self.deterministic)
+        log.info("training on %s: precision %s, deterministic %s, compile %s", device.type, self.precision,
+                 self.deterministic, self.training["compile"])  # fmt: skip
         runtime.seed_everything(run.seed)
 
         # the data stage downloaded it if allowed: no two training jobs download at once
@@ -87,16 +95,16 @@ class Trainer:
         self.mode = make_mode(
             run.mode, self.model, self.training, augment=self.augmenter, normalization=(dataset.mean, dataset.std)
         )
-        self.use_amp = device.type == "cuda" and bool(self.training["amp"])
+        self.compile_mode = self.training["compile"]
+        if self.compile_mode != "none":
+            compile_modules(self.model, self.mode, self.compile_mode)
 
     # -- data -------------------------------------------------------------------------
     def _inputs(self, images: torch.Tensor) -> torch.Tensor:
         return self.dataset.normalize(images).contiguous(memory_format=self.memory_format)
 
     def _autocast(self):
-        if self.use_amp:
-            return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
-        return contextlib.nullcontext()
+        return runtime.autocast(self.precision, self.device)
 
     # -- one epoch ----------------------------------------------------------------------
     def train_epoch(self, epoch: int) -> float:
@@ -110,15 +118,17 @@ class Trainer:
         total = torch.zeros((), device=self.device, dtype=torch.float64)
         steps = 0
         bar = tqdm(
-            _batches(n, batch_size, shuffle),
+            _batches(n, batch_size, shuffle, self.device),
             total=math.ceil(n / batch_size),
             desc=f"epoch {epoch}/{self.training['epochs']}",
             leave=True,
             mininterval=2.0,
             disable=False,
         )
+        graphs = self.compile_mode == "reduce-overhead"
         for idx in bar:
-            idx = idx.to(self.device, non_blocking=True)
+            if graphs:  # a new step: CUDA-graph outputs of the last one may be overwritten
+                torch.compiler.cudagraph_mark_step_begin()
             with self._autocast():
                 loss = self.mode.train_step(self._inputs(self.train_x[idx]), self.train_y[idx])
             total += loss.double()
@@ -145,9 +155,8 @@ class Trainer:
         last = len(self.model.layer_names) - 1
         readout = self.mode.readout
         for split, (images, labels) in splits.items():
-            sums: dict[int, list[float]] = {}
-            for idx in _batches(len(labels), self.training["eval_batch_size"], None):
-                idx = idx.to(self.device)
+            sums: dict[int, torch.Tensor] = {}  # (loss sum, correct) per layer, on the device: one sync per split
+            for idx in _batches(len(labels), self.training["eval_batch_size"], None, self.device):
                 x = self._inputs(images[idx])
                 outputs = self.model.layer_outputs(self.mode.eval_input(x))
                 y = labels[idx]
@@ -155,11 +164,11 @@ class Trainer:
                 logits = {**self.mode.head_logits(outputs), last: scores}
                 for layer, z in logits.items():
                     z = z.float()
-                    acc = sums.setdefault(layer, [0.0, 0.0])
-                    acc[0] += float(F.cross_entropy(z, y, reduction="sum"))
-                    acc[1] += float((z.argmax(1) == y).sum())
-            for layer in sorted(sums):
-                loss_sum, correct = sums[layer]
+                    step = torch.stack([F.cross_entropy(z, y, reduction="sum"), (z.argmax(1) == y).sum()])
+                    sums[layer] = sums[layer] + step.double() if layer in sums else step.double()
+            totals = {layer: total.tolist() for layer, total in sums.items()}
+            for layer in sorted(totals):
+                loss_sum, correct = totals[layer]
                 whole = layer == last
                 rows.append(
                     {
@@ -182,8 +191,8 @@ class Trainer:
         self.model.eval()
         dtype = getattr(torch, self.settings["snapshots"]["dtype"])
         chunks: list[list[torch.Tensor]] = []
-        for idx in _batches(len(self.eval_x), self.training["eval_batch_size"], None):
-            x = self.eval_x[idx.to(self.device)].contiguous(memory_format=self.memory_format)
+        for idx in _batches(len(self.eval_x), self.training["eval_batch_size"], None, self.device):
+            x = self.eval_x[idx].contiguous(memory_format=self.memory_format)
             chunks.append([o.float().cpu() for o in self.model.layer_outputs(self.mode.eval_input(x))])
         layers = []
         for name, parts in zip(self.model.layer_names, zip(*chunks)):
@@ -211,6 +220,17 @@ class Trainer:
     def restore(self, state: Mapping) -> None:
         self.model.load_state_dict(state["model"])
         self.mode.load_state_dict(state["mode"])
+
+
+def compile_modules(model: torch.nn.Module, mode, compile_mode: str) -> None:
+    """`torch.compile` every block, the classifier and the mode's heads in place (`Module.compile`
+    keeps parameter names, so checkpoints do not change): each mode calls blocks one by one, so
+    compiling the whole model would help `e2e` only. `reduce-overhead` adds CUDA graphs."""
+    parts = [*model.blocks, model.classifier]
+    for part in mode.parts.values():
+        parts.extend(part if isinstance(part, torch.nn.ModuleList) else [part])
+    for module in parts:
+        module.compile(mode=compile_mode)
 
 
 def train_run(

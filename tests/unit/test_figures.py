@@ -15,6 +15,7 @@ from PIL import Image
 from infoplane import contracts
 from infoplane.paper import common as C
 from infoplane.paper import figures as F
+from infoplane.paper import scale_figures as SF
 from infoplane.paper.common import Inputs
 from infoplane.paper.tables import TABLES
 
@@ -93,7 +94,8 @@ def captured(monkeypatch):
         figures.append(fig)  # plt.close (in save) leaves the Figure and its artists readable
         return real_save(fig, path)
 
-    monkeypatch.setattr(F, "save", keep)
+    for module in (F, SF):  # each drawing module holds its own name for style.save
+        monkeypatch.setattr(module, "save", keep)
     return figures
 
 
@@ -325,8 +327,8 @@ def test_dependence_excess_without_any_null_stays_raw(tmp_path, captured):
 
 def test_diagnostics_rows_log_scale_and_ratio_setting(tmp_path, captured):
     block = with_settings(table(settings=grid_settings(sigmas=(2.0, 5.0), epsilons=(1e-5,))))
-    assert F.ratio_setting(block) == block.loc[(block["sigma"] == 5.0), "setting_slug"].iloc[0]
-    assert_png(F.diagnostics(block, "Scale diagnostics, toy / net", tmp_path / "diag.png"))
+    assert SF.ratio_setting(block) == block.loc[(block["sigma"] == 5.0), "setting_slug"].iloc[0]
+    assert_png(SF.diagnostics(block, "Scale diagnostics, toy / net", tmp_path / "diag.png"))
     axes = np.array(captured[0].axes[: 3 * 2]).reshape(3, 2)
     assert [a.get_yscale() for a in axes[:, 0]] == ["log", "linear", "linear"]  # 0.01 .. 300 spans decades
     line = axes[0, 0].get_lines()[0]  # layer 0, e2e
@@ -338,7 +340,7 @@ def test_diagnostics_rows_log_scale_and_ratio_setting(tmp_path, captured):
 def test_sensitivity_figure_on_a_grid(tmp_path, captured):
     block = with_settings(table(settings=grid_settings()))
     (sweep,) = C.sensitivity_sweeps(block)
-    assert_png(F.sensitivity(block, sweep, "Sensitivity, toy / net", tmp_path / "sens.png"))
+    assert_png(SF.sensitivity(block, sweep, "Sensitivity, toy / net", tmp_path / "sens.png"))
     # rows: against sigma at eps 1e-5, at eps 1e-3, against eps; columns: e2e X, e2e Y, layerwise X, Y
     axes = np.array(captured[0].axes[:12]).reshape(3, 4)
     for row, eps in ((0, 1e-5), (1, 1e-3)):
@@ -390,7 +392,8 @@ def test_make_figures_draws_a_grid_once_in_its_sensitivity_figure(tmp_path):
                        + [{**NOCCO, "kernel_x": "linear"}], modes=("e2e",))  # fmt: skip
     written = F.make_figures(inputs_of(dependence), tmp_path)
     by_kind = {kind: sorted(p.name for p in written if p.parent.name == kind) for kind in F.KINDS}
-    assert set(k for k, v in by_kind.items() if v) == set(F.KINDS) - {"claims"}  # claims: paper.build draws them
+    # claims and geometry: paper.build draws them (paper.claims, paper.geometry)
+    assert set(k for k, v in by_kind.items() if v) == set(F.KINDS) - {"claims", "geometry"}
     # per-setting figures: nocco's default and the linear-kernel setting (not part of the grid); sigma = 1
     # is drawn in the sensitivity figure only
     assert by_kind["infoplane"] == by_kind["dependence_excess"] == [
@@ -455,7 +458,7 @@ def test_sensitivity_and_estimator_figures_from_a_real_measurement(tmp_path):
     sweeps = C.sensitivity_sweeps(real)
     assert [s.estimator for s in sweeps] == ["nocco", "cka_unbiased"]
     assert [axis for axis, _, _ in sweeps[0].panels()] == ["sigma", "sigma", "epsilon"]
-    assert_png(F.sensitivity(real, sweeps[0], "Sensitivity, toy / net", tmp_path / "sensitivity.png"))
+    assert_png(SF.sensitivity(real, sweeps[0], "Sensitivity, toy / net", tmp_path / "sensitivity.png"))
     primaries = C.primary_settings(real)
     assert list(primaries) == ["nocco", "cka_unbiased", "renyi", "kde"]
     assert_png(F.infoplane_estimators(real, primaries, "per estimator", tmp_path / "estimators.png"))
@@ -463,8 +466,8 @@ def test_sensitivity_and_estimator_figures_from_a_real_measurement(tmp_path):
     assert len(summary) == 4 * len(LAYERS) and set(summary["n_epochs"]) == {3}
     assert set(summary.loc[summary["estimator"] == "kde", "quantity"]) == {"value"}  # I(X;T) has no null
     assert_png(F.compression_estimators(summary, "heat map", tmp_path / "heat.png"))
-    assert_png(F.diagnostics(real, "Scale diagnostics", tmp_path / "diagnostics.png"))
+    assert_png(SF.diagnostics(real, "Scale diagnostics", tmp_path / "diagnostics.png"))
     # the diagnostics' bandwidth ratio comes from the paper's sigma = 5, fixed rule, and is the engine's
-    ratio = real[real["setting_slug"] == F.ratio_setting(real)]
+    ratio = real[real["setting_slug"] == SF.ratio_setting(real)]
     assert (ratio["sigma"] == 5.0).all() and (ratio["bandwidth"] == "fixed").all() and (ratio["epsilon"] == 1e-5).all()
     assert ratio["bandwidth_ratio"].notna().all()

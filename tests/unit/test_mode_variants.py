@@ -16,7 +16,8 @@ from torch.nn import functional as F
 from infoplane import config, losses
 from infoplane.augment import TwoViewAugmenter
 from infoplane.models import BlockNet, build
-from infoplane.modes import ForwardForward, PredSimHead, check_training, make_mode
+from infoplane.alternatives import ForwardForward
+from infoplane.modes import PredSimHead, check_training, make_mode
 
 NUM_CLASSES = 4
 BATCH = 8

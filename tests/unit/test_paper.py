@@ -308,8 +308,10 @@ def test_build_writes_tables_figures_and_claims(tmp_path):
     assert "gen. gap (train − test, %)" in (tmp_path / "table4_compression.md").read_text()
 
     figures = written["figures"]
-    # every kind but the sensitivity figure, which needs a sigma or epsilon grid (tests/unit/test_figures.py)
-    assert {p.parent.name for p in figures} == set(KINDS) - {"sensitivity"}
+    # every kind but the sensitivity figure, which needs a sigma or epsilon grid (tests/unit/test_figures.py),
+    # and the geometry figure, which needs the probes' nc1 (these synthetic probes have none: test_geometry.py)
+    assert {p.parent.name for p in figures} == set(KINDS) - {"sensitivity", "geometry"}
+    assert (tmp_path / "figures" / "geometry").is_dir()
     for path in figures:
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert (tmp_path / "table5_compression_by_estimator.md").read_text().count("| toy | net | ") == 15

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pandas as pd
 import pytest
 import torch
@@ -106,7 +108,8 @@ def test_cli_on_a_snapshot_folder_writes_the_contract_table(tmp_path):
     out = tmp_path / "run.parquet"
     args = ["probe", "--eval-set", str(eval_path), "--snapshots", str(folder), "--out", str(out)]
     assert cli.main(args + ["--settings", '{"train_fraction": 0.5, "split_seed": 0, "l2": 0.01, "max_iter": 100, '
-                            '"tolerance": 1e-6, "epochs": "all"}', "--device", "cpu"]) == 0
+                            '"tolerance": 1e-6, "epochs": "all", '
+                            '"knn_k": 5}', "--device", "cpu"]) == 0
     table = contracts.PROBES.read(out)
     assert len(table) == 3 * 3
     assert table["epoch"].tolist() == [0, 0, 0, 2, 2, 2, 10, 10, 10]
@@ -118,12 +121,20 @@ def test_cli_on_a_snapshot_folder_writes_the_contract_table(tmp_path):
     assert (table.loc[table.layer == 2, "accuracy"] < 0.5).all()
 
 
-def test_probing_only_the_ends_keeps_the_first_and_the_last_snapshot(tmp_path):
+def test_probing_only_the_ends_fits_the_linear_probe_at_the_first_and_the_last_snapshot(tmp_path):
+    """`epochs: ends` restricts the linear probe; the geometry is measured at every epoch."""
     eval_path, folder = _write_run(tmp_path, epochs=(10, 0, 2, 4))
     table = probe.probe_run(eval_path, [folder], {**SETTINGS, "epochs": "ends"})
-    assert sorted(table["epoch"].unique()) == [0, 10]
     full = probe.probe_run(eval_path, [folder], SETTINGS)
-    pd.testing.assert_frame_equal(table, full[full["epoch"].isin([0, 10])].reset_index(drop=True))
+    assert sorted(table["epoch"].unique()) == [0, 2, 4, 10]
+    ends = table["epoch"].isin([0, 10])
+    assert table.loc[ends, "accuracy"].notna().all()
+    assert table.loc[~ends, ["accuracy", "train_accuracy"]].isna().all().all()
+    at_ends = full[full["epoch"].isin([0, 10])].reset_index(drop=True)
+    pd.testing.assert_frame_equal(table[ends].reset_index(drop=True), at_ends)
+    geometry = ["nc1", "knn_k", "knn_accuracy"]
+    pd.testing.assert_frame_equal(table[geometry], full[geometry])
+    assert table["nc1"].notna().all() and (table["knn_k"] == SETTINGS["knn_k"]).all()
 
 
 def test_snapshot_for_another_eval_set_is_refused_by_the_cli(tmp_path, capsys):
@@ -136,3 +147,86 @@ def test_snapshot_for_another_eval_set_is_refused_by_the_cli(tmp_path, capsys):
     assert cli.main(args) == 1
     assert "its sample indices differ from the eval set's" in capsys.readouterr().err
     assert not out.exists()
+
+
+# --------------------------------------------------------------------------- geometry: nc1 and k-NN
+
+
+def nc1_reference(h: torch.Tensor, y: torch.Tensor) -> float:
+    """tr(Σ_W Σ_B⁺)/C with the d × d matrices formed, in float64 (the definition, written plainly)."""
+    h = h.double().reshape(len(h), -1)
+    classes = sorted(set(y.tolist()))
+    mu_g = h.mean(0)
+    sigma_w = torch.zeros(h.shape[1], h.shape[1], dtype=torch.float64)
+    sigma_b = torch.zeros_like(sigma_w)
+    for c in classes:
+        members = h[y == c]
+        mu_c = members.mean(0)
+        centred = members - mu_c
+        sigma_w += centred.T @ centred
+        sigma_b += torch.outer(mu_c - mu_g, mu_c - mu_g)
+    sigma_w /= len(h)
+    sigma_b /= len(classes)
+    return float(torch.trace(sigma_w @ torch.linalg.pinv(sigma_b, hermitian=True)) / len(classes))
+
+
+@pytest.mark.parametrize("n,d", [(300, 12), (60, 500)])  # d < n and d > n
+def test_nc1_matches_the_d_by_d_reference(n, d):
+    g = torch.Generator().manual_seed(d)
+    y = torch.arange(n) % 5
+    y[:7] = 0  # unbalanced classes: the global mean differs from the mean of the class means
+    h = torch.randn(5, d, generator=g, dtype=torch.float64)[y] * 2 + torch.randn(n, d, generator=g, dtype=torch.float64)
+    h = h + 3.0  # an offset the centring must remove
+    assert probe.nc1(h, y) == pytest.approx(nc1_reference(h, y), rel=1e-8)
+
+
+def test_nc1_known_values_and_invariances():
+    g = torch.Generator().manual_seed(0)
+    y = torch.arange(200) % 4
+    centers = torch.randn(4, 30, generator=g, dtype=torch.float64)
+    assert probe.nc1(centers[y], y) == pytest.approx(0.0, abs=1e-12)  # perfectly collapsed classes
+    h = centers[y] + 0.5 * torch.randn(200, 30, generator=g, dtype=torch.float64)
+    value = probe.nc1(h, y)
+    assert value > 0
+    rotation, _ = torch.linalg.qr(torch.randn(30, 30, generator=g, dtype=torch.float64))
+    assert probe.nc1(3.7 * h @ rotation + 1.0, y) == pytest.approx(value, rel=1e-9)
+    # spreading the classes twice as wide quadruples the ratio of variances
+    assert probe.nc1(centers[y] + 2 * (h - centers[y]), y) == pytest.approx(4 * value, rel=0.05)
+    # permuting the labels destroys the clusters: far more within-class spread per between-class spread
+    shuffled = y[torch.randperm(200, generator=g)]
+    assert probe.nc1(h, shuffled) > 10 * value
+    # conv-shaped features are flattened; one class (no between-class direction) has no value
+    assert probe.nc1(h.view(200, 3, 10), y) == pytest.approx(value, rel=1e-12)
+    assert math.isnan(probe.nc1(h, torch.zeros(200, dtype=torch.long)))
+
+
+def knn_reference(train, train_labels, test, k):
+    """Brute force: sort every distance in Python, count votes, tie -> the class seen first."""
+    out = []
+    for row in test.double():
+        dist = [(float(((row - t.double()) ** 2).sum()), i) for i, t in enumerate(train)]
+        nearest = [train_labels[i].item() for _, i in sorted(dist)[:k]]
+        votes = {c: nearest.count(c) for c in nearest}
+        best = max(votes.values())
+        out.append(next(c for c in nearest if votes[c] == best))
+    return torch.tensor(out)
+
+
+@pytest.mark.parametrize("k", [1, 4, 7])
+def test_knn_matches_a_brute_force_reference(k):
+    x, y = clusters(n=120, d=6, classes=3, spread=2.5, seed=k)  # overlapping classes: votes disagree
+    train, test = x[:70], x[70:]
+    got = probe.knn_predict(train, y[:70], test, k)
+    assert torch.equal(got, knn_reference(train, y[:70], test, k))
+
+
+def test_knn_accuracy_separable_vs_random_labels_and_k_capped():
+    x, y = clusters(n=200, d=10, classes=4, spread=0.2)
+    split = probe.probe_split(200, 0.5, 0)
+    assert probe.knn_accuracy(x, y, split, 5) == 1.0
+    noise = torch.randn(200, 10, generator=torch.Generator().manual_seed(3))
+    assert probe.knn_accuracy(noise, y, split, 5) < 0.45
+    # k beyond the training set: every test sample gets the majority class of the training half
+    train_majority = torch.bincount(y[split[0]]).argmax()
+    expected = (y[split[1]] == train_majority).double().mean().item()
+    assert probe.knn_accuracy(x, y, split, 10_000) == pytest.approx(expected)

@@ -6,7 +6,8 @@ Needs a running cluster whose nodes declare a `gpu` GRES, e.g. the single-node o
 The tables of a tiny sweep (two runs) are made by submitting jobs; while one run trains, its job is killed with
 `scancel` after its first checkpoint. Then snakemake is run again and must finish the
 sweep from that checkpoint. Checked: every train, dependence and probe job ran inside a SLURM job that
-snakemake submitted, the killed run resumed (not restarted), and the tables equal those of
+snakemake submitted, the runs (small: MLP) shared cluster jobs through the profile's job group
+`small_runs`, the killed run resumed (not restarted), and the tables equal those of
 a local run of the same config. A second, fast test checks that an unknown partition
 stops the sweep with SLURM's own message.
 
@@ -84,7 +85,9 @@ def _env(**extra: str) -> dict[str, str]:
 
 
 def _slurm_args() -> list[str]:
-    args = ["--profile", str(PROFILE), "--slurm-init-seconds-before-status-checks", "1", "--latency-wait", "10"]
+    # --cores 2: a cluster job of a group fits the test node's 2 CPUs (its jobs run in layers)
+    args = ["--profile", str(PROFILE), "--slurm-init-seconds-before-status-checks", "1", "--latency-wait", "10",
+            "--cores", "2"]  # fmt: skip
     if subprocess.run(["sacct", "-n", "-X", "-o", "JobID"], capture_output=True).returncode != 0:
         args += ["--slurm-status-command", "squeue"]  # no slurmdbd: sacct cannot see any job
     return args
@@ -191,7 +194,8 @@ def test_sweep_on_slurm_survives_scancel_and_equals_local_run(workdirs):
     print(f"first slurm run (until scancel and exit): {time.monotonic() - started:.0f} s")
     assert killed is not None, f"no train job was caught between two checkpoints:\n{first[-3000:]}"
     assert code != 0, "snakemake should fail: a train job was cancelled"
-    assert re.search(rf"slurm_logs/rule_train/\S*/{job}\.log", first), "the failed job's SLURM log path is printed"
+    # a grouped job logs under slurm_logs/group_<group>/, a single one under slurm_logs/rule_<rule>/
+    assert re.search(rf"slurm_logs/\S*/{job}\.log", first), "the failed job's SLURM log path is printed"
     checkpoint = contracts.path("checkpoint", results, run=killed)
     train_log = _log(results, "train", killed)
     cut = _checkpoint_epoch(checkpoint)
@@ -217,6 +221,17 @@ def test_sweep_on_slurm_survives_scancel_and_equals_local_run(workdirs):
             assert in_job in submitted, f"{stage} of {run} did not run in a submitted SLURM job ({in_job})"
     assert _slurm_job_in_log(train_log) != job, "the resumed train ran in a new SLURM job"
 
+    # 3b. The runs are small (MLP): their jobs shared cluster jobs (the profile's group small_runs).
+    # Ungrouped, the 6 jobs would have taken 4 cluster jobs (2 trains, 2 measure pairs) at least;
+    # grouped, one per snakemake call: the resumed run's train, dependence and probe in one, with
+    # jobs of the other run.
+    hosts = {(stage, run): _slurm_job_in_log(_log(results, stage, run)) for stage in STAGES for run in RUNS}
+    print("SLURM job of each rule job:", {f"{stage} {run.mode}": j for (stage, run), j in hosts.items()})
+    assert len(set(hosts.values())) <= 2, f"jobs of small runs did not share allocations: {hosts}"
+    assert hosts[("train", killed)] == hosts[("dependence", killed)] == hosts[("probe", killed)]
+    other = next(run for run in RUNS if run != killed)
+    assert hosts[("train", killed)] in {hosts[(stage, other)] for stage in STAGES}, hosts
+
     # 4. Same tables as a local run of the same config with the same thread counts.
     code, out = _finish(*local_run)
     print(f"local run finished after {time.monotonic() - started:.0f} s")
@@ -230,7 +245,9 @@ def test_sweep_on_slurm_survives_scancel_and_equals_local_run(workdirs):
 
 
 def test_unknown_partition_is_a_clear_error(tmp_path):
-    write_config(tmp_path, CONFIG, "config.yaml")
+    # ResNet18: a large run, whose train job is submitted alone. (Snakemake reports a failed
+    # submission of a grouped job as "Error in group ..." without the executor's message.)
+    write_config(tmp_path, CONFIG | {"archs": ["resnet18"]}, "config.yaml")
     environ = _env(INFOPLANE_SLURM_PARTITION="no_such_partition")
     code, out = _snakemake(tmp_path, *_slurm_args(), "--retries", "0", environ=environ)
     assert code != 0

@@ -1,3 +1,6 @@
+from infoplane import packing
+
+
 rule dependence:
     input:
         eval_set=path("eval_set"),
@@ -8,6 +11,8 @@ rule dependence:
         path("log", stage="dependence", job=RUN),
     benchmark:
         path("benchmark", stage="dependence", job=RUN)
+    group:
+        packing.slurm_group("dependence")
     conda:
         "../envs/infoplane.yaml"
     threads: 1
@@ -15,6 +20,7 @@ rule dependence:
         mem_mb=4000,
         runtime=60,
         gpu=GPU_PER_JOB,
+        gpu_mem_mb=packing.gpu_mem_mb("dependence", config, GPU_PER_JOB),
     params:
         settings=settings("dependence"),
         device=config["device"],

@@ -1,3 +1,6 @@
+from infoplane import packing
+
+
 rule probe:
     input:
         eval_set=path("eval_set"),
@@ -8,6 +11,8 @@ rule probe:
         path("log", stage="probe", job=RUN),
     benchmark:
         path("benchmark", stage="probe", job=RUN)
+    group:
+        packing.slurm_group("probe")
     conda:
         "../envs/infoplane.yaml"
     threads: 1
@@ -15,6 +20,7 @@ rule probe:
         mem_mb=4000,
         runtime=30,
         gpu=GPU_PER_JOB,
+        gpu_mem_mb=packing.gpu_mem_mb("probe", config, GPU_PER_JOB),
     params:
         settings=settings("probe"),
         device=config["device"],

@@ -1,3 +1,6 @@
+from infoplane import packing
+
+
 rule train:
     input:
         eval_set=path("eval_set"),
@@ -8,6 +11,8 @@ rule train:
         path("log", stage="train", job=RUN),
     benchmark:
         path("benchmark", stage="train", job=RUN)
+    group:
+        packing.slurm_group("train")
     conda:
         "../envs/infoplane.yaml"
     threads: 1
@@ -15,6 +20,7 @@ rule train:
         mem_mb=4000,
         runtime=120,
         gpu=GPU_PER_JOB,
+        gpu_mem_mb=packing.gpu_mem_mb("train", config, GPU_PER_JOB),
     params:
         run=run_id,
         settings=settings("train"),

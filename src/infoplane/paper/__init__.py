@@ -4,7 +4,7 @@ From the three tables of `infoplane.contracts` (metrics, dependence, probes), `b
 under one output folder (results/paper/):
 
 * every table of `paper.tables.TABLES` (accuracy, separability, dependence, compression, compression
-  by estimator), each as `.parquet` (tidy numbers), `.md`, `.tex` (booktabs) and `.html` (for the
+  by estimator, the data-processing check, compression beside clustering), each as `.parquet` (tidy numbers), `.md`, `.tex` (booktabs) and `.html` (for the
   Snakemake report);
 * `figures/<kind>/*.png` (`paper.figures.KINDS`);
 * `claims.parquet`, `claim_differences.parquet`, `claims.md`, `claims.html` and
@@ -21,6 +21,7 @@ from .. import io
 from .claims import claim_figures, evaluate, write_claims
 from .common import Inputs
 from .figures import make_figures
+from .geometry import geometry_figures
 from .render import write_display
 from .tables import TABLES
 
@@ -35,6 +36,7 @@ def build(inputs: Inputs, out: str | Path, experiment: str) -> dict[str, list[Pa
         io.write_parquet(tidy, out / f"{name}.parquet")
         written["tables"] += [out / f"{name}.parquet", *write_display(display, out / name)]
     written["figures"] = make_figures(inputs, out / "figures")
+    written["figures"] += geometry_figures(inputs, out / "figures")
     claims = evaluate(inputs)
     written["claims"] = write_claims(claims, out, header)
     written["figures"] += claim_figures(claims.results, claims.differences, out / "figures" / "claims")

@@ -1,4 +1,5 @@
-"""The study's figures, the only place any figure is drawn (style: `paper.style`).
+"""The study's figures: every kind (`KINDS`) and `make_figures`, which draws all but the claims'
+and geometry's (style: `paper.style`).
 
 Per dataset × arch × estimator setting, under `figures/<kind>/<dataset>_<arch>_<slug>.png`:
 
@@ -23,23 +24,23 @@ bandwidth rule is drawn in that estimator's sensitivity figure, not in figures o
 
 Per dataset × arch, under `figures/<kind>/<dataset>_<arch>[_<estimator>].png`:
 
-* `diagnostics/`: the layer's scale against epoch: mean squared activation, median pairwise
-  distance / √d and the bandwidth ratio median(D) / (2 s²) of the fixed-σ Gaussian kernel, one
-  column per mode, one line per layer, log axes where a row spans decades.
-* `sensitivity/` (one per estimator with a σ or ε grid): last-epoch value and null band of
-  each layer against σ and against ε, one column per mode, one line style per bandwidth rule.
+* `diagnostics/`, `sensitivity/`: the layer's scale against the kernel's bandwidth, and the
+  last-epoch dependence against σ and ε (drawn by `paper.scale_figures`).
 * `infoplane_estimators/`: the information plane under every estimator (its paper-default
-  setting), one row per estimator, one column per mode, same layers, markers and epoch colours.
+  setting), one row per estimator, one column per mode, same layers, markers and epoch colours;
+  orange rings: a layer whose estimate rises above the previous block's beyond the noise in at
+  least half the seeds (the data-processing check, `paper.data_processing`).
 * `compression_estimators/`: heat map of `common.compression_summary`, per mode: rows
   estimators, columns layers, colour = relative fall of the dependence on X from its peak.
 * `accuracy/`: the whole network's test accuracy versus epoch, one line per mode, ± std band.
 * `separability/`: linear-probe test accuracy versus depth at the last epoch, one line per
   mode, ± std error bars; initialization dashed.
+* `geometry/`: each layer's class clustering (NC1) and k-NN accuracy against epoch beside its
+  information-plane trajectory (drawn by `paper.geometry`).
 """
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -49,12 +50,14 @@ from matplotlib.collections import LineCollection, PatchCollection
 from matplotlib.patches import Rectangle
 from matplotlib.ticker import MaxNLocator
 
-from ..estimators.settings import SETTINGS
-from .common import GROUP, RUN, Inputs, Sweep, block_quantity_label, compression, compression_summary, final_rows
-from .common import generalization_gap, has_null, middle_layers, mode_order, null_band, plotted, primary_settings
-from .common import null_band_text, quantity_label, sensitivity_sweeps, whole_network
-from .style import BANDWIDTH_STYLES, EPOCH_CMAP, MARKERS, NULL_ALPHA, NULL_COLOR, NULL_FILL, SEED_ALPHA, categorical
-from .style import compression_cmap, depth_colors, save, wants_log
+from . import data_processing
+from .common import GROUP, RUN, Inputs, block_quantity_label, compression, compression_summary, final_rows
+from .common import generalization_gap, has_null, middle_layers, mode_order, null_band_text, primary_settings
+from .common import sensitivity_sweeps, whole_network
+from .figure_data import SIGNIFICANCE, _layers, _mean_over_seeds, _seeds_text, evidence_means
+from .scale_figures import diagnostics, sensitivity
+from .style import EPOCH_CMAP, MARKERS, NULL_ALPHA, NULL_COLOR, NULL_FILL, SEED_ALPHA, categorical, compression_cmap
+from .style import depth_colors, save
 from .style import wrap as _wrap
 
 #: Every figure kind (the folder figures/<kind>/) and its title in the Snakemake report.
@@ -71,46 +74,8 @@ KINDS = {
     "separability": "Linear separability",
     "compression": "Compression vs generalization",
     "claims": "Claims",
+    "geometry": "Class clustering beside information",
 }
-
-
-def _mean_over_seeds(frame: pd.DataFrame, keys: list[str], values: list[str]) -> pd.DataFrame:
-    agg = frame.groupby(keys)[values].agg(["mean", "std"])
-    agg.columns = [f"{v}_{s}" for v, s in agg.columns]
-    return agg.reset_index()
-
-
-def _seeds_text(frame: pd.DataFrame) -> str:
-    seeds = sorted(frame["seed"].unique())
-    return f"mean over {len(seeds)} seed{'s' if len(seeds) != 1 else ''} ({', '.join(map(str, seeds))})"
-
-
-#: The level at which the dependence figures mark a value as beyond its permutation null.
-SIGNIFICANCE = 0.05
-
-
-def evidence_means(block: pd.DataFrame, keys: list[str], excess: bool = False) -> pd.DataFrame:
-    """Per `keys` (one estimator setting), mean over seeds of the plotted quantity on X and Y
-    (`x`, `y`; value or excess), its std over seeds (`x_std`, `y_std`), the mean null band
-    (`x_lo`, `x_hi`, `y_lo`, `y_hi`; NaN without a null) and whether p <= SIGNIFICANCE in every
-    seed (`x_significant`, `y_significant`: 1.0 / 0.0, NaN without a p-value)."""
-    frame = block[[*keys, "seed"]].copy()
-    for role in ("x", "y"):
-        frame[role] = plotted(block, role, excess=excess)
-        band = null_band(block, role, excess=excess and has_null(block, role))
-        frame[f"{role}_lo"], frame[f"{role}_hi"] = band["lo"], band["hi"]
-        # 1.0 where p <= SIGNIFICANCE, 0.0 where not, NaN without a p-value; min over seeds = every seed
-        p = block[f"p_{role}z"]
-        frame[f"{role}_significant"] = (p <= SIGNIFICANCE).astype(float).where(p.notna())
-    grouped = frame.groupby(keys, sort=True)
-    out = grouped[["x", "y", "x_lo", "x_hi", "y_lo", "y_hi"]].mean()
-    out[["x_significant", "y_significant"]] = grouped[["x_significant", "y_significant"]].min().to_numpy()
-    out[["x_std", "y_std"]] = grouped[["x", "y"]].std().to_numpy()
-    return out.reset_index()
-
-
-def _layers(frame: pd.DataFrame) -> list[tuple[int, str]]:
-    return sorted(frame[["layer", "layer_name"]].drop_duplicates().itertuples(index=False, name=None))
 
 
 def _layer_markers(frame: pd.DataFrame) -> dict:
@@ -272,149 +237,6 @@ def dependence_vs_epoch(block: pd.DataFrame, title: str, path: Path, excess: boo
     return save(fig, path)
 
 
-#: The rows of the diagnostics figure: (column, axis label).
-DIAGNOSTICS = (
-    ("mean_sq_activation", "mean squared activation"),
-    ("median_distance", "median ‖z_i − z_j‖ / √d"),
-    ("bandwidth_ratio", "bandwidth ratio median(D) / (2 s²)"),
-)
-
-
-def ratio_setting(group: pd.DataFrame) -> str | None:
-    """The setting whose bandwidth ratio the diagnostics figure shows: a Gaussian Z kernel with
-    the fixed rule, σ closest to the paper's 5 (nocco first); None without one."""
-    rows = group[(group["kernel_z"] == "gaussian") & (group["bandwidth"] == "fixed") & group["bandwidth_ratio"].notna()]
-    if not len(rows):
-        return None
-    table = rows.drop_duplicates("setting_slug")
-    primary = set(primary_settings(group).values())
-    paper_sigma = SETTINGS.get("nocco").defaults()["sigma"]
-    order = table.assign(distance=np.abs(np.log(table["sigma"] / paper_sigma)), other=table["estimator"] != "nocco",
-                         secondary=~table["setting_slug"].isin(primary))  # fmt: skip
-    return order.sort_values(["distance", "other", "secondary", "setting"]).iloc[0]["setting_slug"]
-
-
-def diagnostics(group: pd.DataFrame, title: str, path: Path) -> Path:
-    """Per mode (columns): the layers' mean squared activation, median distance / √d and (for the
-    fixed-σ setting of `ratio_setting`) bandwidth ratio against epoch; mean ± std over seeds."""
-    modes = mode_order(group["mode"])
-    # the first two are properties of the layer (equal in every setting's rows): one row each
-    per_layer = group.drop_duplicates([*RUN, "epoch", "layer"])
-    slug = ratio_setting(group)
-    frames = {"mean_sq_activation": per_layer, "median_distance": per_layer}
-    rows = list(DIAGNOSTICS[:2])
-    if slug is not None:
-        frames["bandwidth_ratio"] = group[group["setting_slug"] == slug]
-        rows.append(DIAGNOSTICS[2])
-    layers = _layers(group)
-    colors = dict(zip(layers, depth_colors(len(layers))))
-    fig, axes = plt.subplots(
-        len(rows), len(modes), figsize=(4.6 * len(modes) + 0.6, 2.9 * len(rows) + 0.6), sharex=True, sharey="row",
-        squeeze=False, layout="constrained",
-    )  # fmt: skip
-    for r, (column, label) in enumerate(rows):
-        mean = _mean_over_seeds(frames[column], ["mode", "layer", "layer_name", "epoch"], [column])
-        log = wants_log(mean[f"{column}_mean"])
-        for c, mode in enumerate(modes):
-            ax = axes[r][c]
-            for key, traj in mean[mean["mode"] == mode].groupby(["layer", "layer_name"], sort=True):
-                traj = traj.sort_values("epoch")
-                m, s = traj[f"{column}_mean"].to_numpy(), traj[f"{column}_std"].fillna(0).to_numpy()
-                ax.plot(traj["epoch"], m, color=colors[key], marker=".", lw=1.5, label=f"{key[0]}: {key[1]}")
-                low = np.where(m - s > 0, m - s, m) if log else m - s
-                ax.fill_between(traj["epoch"], low, m + s, color=colors[key], alpha=SEED_ALPHA, lw=0)
-            if column == "bandwidth_ratio":
-                ax.axhline(1.0, color="black", lw=0.8, ls=":")
-            if log:
-                ax.set_yscale("log")
-            ax.grid(alpha=0.3, which="both" if log else "major")
-            if r == 0:
-                ax.set_title(mode)
-            if r == len(rows) - 1:
-                ax.set_xlabel("epoch")
-                ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-            if c == 0:
-                ax.set_ylabel(label + (" (log)" if log else ""))
-    axes[0][-1].legend(title="layer", fontsize=7, loc="best")
-    ratio_text = ""
-    if slug is not None:
-        setting = group.loc[group["setting_slug"] == slug, "setting"].iloc[0]
-        ratio_text = f"; bandwidth ratio of [{setting}] (dotted: median D = 2 s²; << 1: near-linear kernel)"
-    fig.suptitle(_wrap(f"{title}; {_seeds_text(group)}; band ± std over seeds{ratio_text}", 40 * len(modes) + 30),
-                 fontsize=10)  # fmt: skip
-    return save(fig, path)
-
-
-_AXIS_LABEL = {"sigma": "σ of the bandwidth rule", "epsilon": "ε (nocco's ridge)"}
-
-
-def sensitivity_frame(group: pd.DataFrame, members: pd.DataFrame, axis: str) -> pd.DataFrame:
-    """Last-epoch evidence means of the given settings, per mode, layer, bandwidth rule and value
-    of `axis` (`at`; NaN: a rule without that parameter, drawn as a level)."""
-    part = final_rows(group[group["setting_slug"].isin(set(members["setting_slug"]))])
-    part = part.assign(rule=part["bandwidth"].fillna("-"), at=part[axis].fillna(-1.0))
-    mean = evidence_means(part, ["mode", "layer", "layer_name", "rule", "at"])
-    mean["at"] = mean["at"].where(mean["at"] > 0)
-    return mean
-
-
-def sensitivity(group: pd.DataFrame, sweep: Sweep, title: str, path: Path) -> Path:
-    """Rows: against σ (one row per ε of the grid), then against ε (at the default σ), all at the
-    last epoch; columns: the dependence on X and on Y of each mode; one colour per layer, one
-    line style per bandwidth rule, the null band shaded. A rule without the swept parameter
-    (median against σ) is a horizontal level."""
-    modes = mode_order(group["mode"])
-    unit = group.loc[group["setting_slug"] == sweep.base, "unit"].iloc[0]
-    layers = _layers(group)
-    colors = dict(zip(layers, depth_colors(len(layers))))
-    panels = sweep.panels()
-    columns = [(mode, role) for mode in modes for role in ("x", "y")]
-    fig, axes = plt.subplots(
-        len(panels), len(columns), figsize=(3.7 * len(columns) + 1.8, max(2.9 * len(panels) + 0.9, 4.6)), squeeze=False,
-        layout="constrained",
-    )  # fmt: skip
-    rules_seen: set[str] = set()
-    base = sweep.base_row
-    for r, (axis, held, members) in enumerate(panels):
-        mean = sensitivity_frame(group, members, axis)
-        grid = np.sort(mean["at"].dropna().unique())
-        held_text = (f"ε = {held:g}" if axis == "sigma" else f"σ = {held:g}") if not math.isnan(held) else ""
-        for c, (mode, role) in enumerate(columns):
-            ax = axes[r][c]
-            part = mean[mean["mode"] == mode]
-            for (layer, name, rule), line in part.groupby(["layer", "layer_name", "rule"], sort=True):
-                color, style = colors[(layer, name)], BANDWIDTH_STYLES.get(rule, ":")
-                rules_seen.add(rule)
-                line = line.sort_values("at")
-                if line["at"].notna().all():
-                    ax.plot(line["at"], line[role], color=color, ls=style, marker=".", lw=1.4)
-                    ax.fill_between(line["at"], line[f"{role}_lo"], line[f"{role}_hi"], color=color, alpha=NULL_ALPHA,
-                                    lw=0)  # fmt: skip
-                else:  # no such parameter: a level across the grid
-                    level = line.iloc[0]
-                    ax.hlines(level[role], grid[0], grid[-1], color=color, ls=style, lw=1.2)
-                    if np.isfinite(level[f"{role}_lo"]):
-                        ax.fill_between(grid[[0, -1]], level[f"{role}_lo"], level[f"{role}_hi"], color=color,
-                                        alpha=NULL_ALPHA / 2, lw=0)  # fmt: skip
-            ax.set_xscale("log")
-            if pd.notna(base[axis]):
-                ax.axvline(float(base[axis]), color="0.5", lw=0.8, ls=":")
-            ax.grid(alpha=0.3, which="both")
-            ax.set_xlabel(_AXIS_LABEL[axis] + (f" ({held_text})" if held_text else ""), fontsize=8)
-            ax.set_ylabel(quantity_label(sweep.estimator, unit, role), fontsize=8)
-            if r == 0:
-                ax.set_title(f"{mode}: on {role.upper()}", fontsize=10)
-    handles = [plt.Line2D([], [], color=colors[key], lw=2, label=f"layer {key[0]}: {key[1]}") for key in layers]
-    handles += [plt.Line2D([], [], color="0.3", ls=BANDWIDTH_STYLES.get(rule, ":"), label=f"bandwidth {rule}")
-                for rule in sorted(rules_seen)]  # fmt: skip
-    handles.append(plt.Rectangle((0, 0), 1, 1, facecolor="0.3", alpha=NULL_ALPHA, label="null band"))
-    handles.append(plt.Line2D([], [], color="0.5", ls=":", label="default setting"))
-    fig.legend(handles=handles, loc="outside right upper", fontsize=7)
-    text = f"{title}; last epoch, {_seeds_text(group)}; shaded: {null_band_text(group)}"
-    fig.suptitle(_wrap(text, 30 * len(columns) + 40), fontsize=10)
-    return save(fig, path)
-
-
 def _primary_blocks(group: pd.DataFrame, primaries: dict[str, str]) -> list[tuple[str, pd.DataFrame]]:
     return [(est, group[group["setting_slug"] == slug]) for est, slug in primaries.items()
             if (group["setting_slug"] == slug).any()]  # fmt: skip
@@ -433,14 +255,17 @@ def infoplane_estimators(group: pd.DataFrame, primaries: dict[str, str], title: 
     )  # fmt: skip
     for r, (estimator, block) in enumerate(blocks):
         mean = evidence_means(block, ["mode", "layer", "layer_name", "epoch"])
+        rises = data_processing.violation_share(data_processing.check(block))
         for c, mode in enumerate(modes):
             ax = axes[r][c]
             _plane_panel(ax, mean[mean["mode"] == mode], markers, norm, cmap)
+            data_processing.ring_violations(ax, mean[mean["mode"] == mode], rises[rises["mode"] == mode])
             _saturation_line(ax, block)
             ax.set_xlabel(block_quantity_label(block, "x"), fontsize=8)
             ax.set_title(_wrap(f"{mode} · {block['setting'].iloc[0]}", 60), fontsize=7)
         axes[r][0].set_ylabel(block_quantity_label(block, "y"), fontsize=9)
-    fig.legend(handles=_plane_legend(markers, True), loc="outside lower center", ncol=4, fontsize=7)
+    handles = [*_plane_legend(markers, True), data_processing.ring_handle()]
+    fig.legend(handles=handles, loc="outside lower center", ncol=4, fontsize=7)
     bar = fig.colorbar(plt.cm.ScalarMappable(norm=norm, cmap=cmap), ax=axes.ravel().tolist(), label="epoch",
                        shrink=min(0.9, 1.6 / len(blocks)), location="right")  # fmt: skip
     bar.ax.yaxis.set_major_locator(MaxNLocator(integer=True))

@@ -15,6 +15,8 @@ import pandas as pd
 
 from .common import COMPRESSION_MIN_FALL, COMPRESSION_NOISE_SD, GROUP, Inputs, compression, compression_summary
 from .common import final_rows, generalization_gap, mean_std, mode_order, primary_settings, whole_network
+from .data_processing import table_data_processing
+from .geometry import table_geometry
 from .render import Display, Section
 
 
@@ -240,4 +242,6 @@ TABLES: dict[str, Callable[[Inputs, str], tuple[pd.DataFrame, Display]]] = {
     "table3_dependence": table_dependence,
     "table4_compression": table_compression,
     "table5_compression_by_estimator": table_compression_by_estimator,
+    "table6_data_processing": table_data_processing,
+    "table7_geometry": table_geometry,
 }
