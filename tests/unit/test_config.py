@@ -226,11 +226,11 @@ def test_command_line_lists_get_the_schemas_item_type(dotted):
 
 
 def test_command_line_scalars_inside_sections_get_the_schemas_type():
-    given = parse_config(["training={epochs: 3, amp: true, epochs_per_block: null, lr: 1e-2}", "experiment=2024",
+    given = parse_config(["training={epochs: 3, channels_last: false, epochs_per_block: null, lr: 1e-2}", "experiment=2024",
                           "dependence={sigma: 2, renyi: {sigma: null}}"])  # fmt: skip
     config = ipconfig.validate(ipconfig._merge(copy.deepcopy(TINY), given), command_line=given)
     training = config["training"]
-    assert (training["epochs"], training["amp"], training["epochs_per_block"], training["lr"]) == (3, True, None, 0.01)
+    assert (training["epochs"], training["channels_last"], training["epochs_per_block"], training["lr"]) == (3, False, None, 0.01)
     assert config["experiment"] == "2024" and config["dependence"]["sigma"] == 2
     assert config["dependence"]["renyi"]["sigma"] is None
 
