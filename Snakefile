@@ -3,7 +3,10 @@
 # tables, figures and claim checks. See README.md.
 from snakemake.utils import min_version
 
+from infoplane.config import check_syntax
+
 min_version("9.0")
+check_syntax("config.yaml")  # a YAML error with its line, column and reason
 
 
 configfile: "config.yaml"

@@ -392,12 +392,19 @@ TABLES = {"metrics": METRICS, "dependence": DEPENDENCE, "probes": PROBES}
 
 
 def _unreadable(file, err: BaseException, fix: str) -> str:
-    reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    text = str(err).strip()
+    if "weights only" in text.lower() or "weights_only" in text:
+        # torch's advice (load with weights_only=False) would run whatever code the file holds
+        reason = "holds objects other than tensors and plain values, which a safe load refuses"
+        return f"{file} cannot be read ({type(err).__name__}: it {reason}): another program wrote it, or it is corrupt. {fix}"
+    reason = text.splitlines()[0] if text else type(err).__name__
     return f"{file} cannot be read ({type(err).__name__}: {reason}): it is truncated or corrupt. {fix}"
 
 
 def _rerun(producer: str) -> str:
-    return f"Delete it and rerun, or run snakemake with `--forcerun {producer}`."
+    """A fix that works also after failed jobs removed their outputs (deleting the file and
+    rerunning can then find "Nothing to be done" while the finished tables are still there)."""
+    return f"Run snakemake again with `--forcerun {producer}`: it rewrites this file and reruns what depends on it."
 
 
 def _rerun_training(file) -> str:

@@ -1,9 +1,12 @@
 """Config validation: bad values are refused with the key, the value and what is allowed."""
 
 import copy
+import shlex
+import sys
 
 import pytest
 import yaml
+from snakemake.cli import parse_config
 from snakemake.exceptions import WorkflowError
 
 from infoplane import config as ipconfig
@@ -114,7 +117,6 @@ def test_bad_names_and_relations_are_refused(tmp_path, changes, message):
         ({"device": "tpu"}, "tpu"),
         ({"seeds": []}, "seeds"),
         ({"training__lr": 0}, "lr"),
-        ({"unknown_key": 1}, "unknown_key"),
     ],
 )
 def test_schema_violations_are_refused(tmp_path, changes, fragment):
@@ -153,3 +155,176 @@ def test_stage_settings_leave_out_what_does_not_change_numbers():
 def test_explicit_snapshot_epochs_win_over_every(tmp_path):
     config = _load(tmp_path, snapshots__epochs=[2, 0, 1, 1])
     assert ipconfig.snapshot_epochs(config) == [0, 1, 2]
+
+
+# --------------------------------------------------------------------------- --config lists
+
+#: A valid command-line text of every list key of the schema, with the typed value it must
+#: become. A list key added to the schema fails `test_every_list_key_has_a_command_line_case`
+#: until it has a case here.
+LIST_CASES = {
+    "datasets": ("[mnist5k]", ["mnist5k"]),
+    "archs": ("[mlp,lenet5]", ["mlp", "lenet5"]),
+    "modes": ("[e2e,layerwise-ce]", ["e2e", "layerwise-ce"]),
+    "seeds": ("[0,1,2,3,4,5,6,7]", [0, 1, 2, 3, 4, 5, 6, 7]),
+    "data.augment": ("[hflip,crop]", ["hflip", "crop"]),
+    "training.schedule.milestones": ("[1,2]", [1, 2]),
+    "snapshots.epochs": ("[0,2]", [0, 2]),
+    "dependence.estimators": ("[nocco,cka]", ["nocco", "cka"]),
+    "dependence.kernel_x": ("[gaussian,linear]", ["gaussian", "linear"]),
+    "dependence.kernel_y": ("[onehot,linear]", ["onehot", "linear"]),
+    "dependence.kernel_z": ("[gaussian,linear]", ["gaussian", "linear"]),
+    "dependence.sigma": ("[1,2.5,1e1]", [1, 2.5, 10.0]),
+    "dependence.bandwidth": ("[fixed,median]", ["fixed", "median"]),
+    "dependence.epsilon": ("[1e-5,0.001]", [1e-5, 1e-3]),
+    "dependence.renyi.alpha": ("[1.01,2]", [1.01, 2]),
+    "dependence.kde.noise_variance": ("[0.1,1]", [0.1, 1]),
+    "dependence.binning.bins": ("[30,10]", [30, 10]),
+    "dependence.binning.bin_range": ("[0,1.5]", [0, 1.5]),
+}
+
+
+def _list_keys(node, prefix=""):
+    keys = []
+    for key, spec in node.get("properties", {}).items():
+        alternatives = spec.get("oneOf", [spec])
+        types = [t for alt in alternatives for t in ([alt["type"]] if isinstance(alt.get("type"), str) else alt.get("type", []))]
+        if "array" in types:
+            keys.append(prefix + key)
+        keys += _list_keys(spec, f"{prefix}{key}.")
+    return keys
+
+
+def test_every_list_key_has_a_command_line_case():
+    assert sorted(_list_keys(ipconfig.schema())) == sorted(LIST_CASES)
+
+
+def _command_line(dotted: str, text: str) -> str:
+    """`--config` text for a dotted key: nested keys as a YAML flow mapping, as a user types it."""
+    top, *inner = dotted.split(".")
+    for key in reversed(inner):
+        text = f"{{{key}: {text}}}"
+    return f"{top}={text}"
+
+
+@pytest.mark.parametrize("dotted", sorted(LIST_CASES))
+def test_command_line_lists_get_the_schemas_item_type(dotted):
+    """Snakemake's own parser makes every list item a string; `prepare` types it by the schema."""
+    text, expected = LIST_CASES[dotted]
+    given = parse_config([_command_line(dotted, text)])
+    value = given
+    for key in dotted.split("."):
+        value = value[key]
+    assert all(isinstance(item, str) for item in value)  # what snakemake hands over
+    config = ipconfig._merge(copy.deepcopy(TINY), given)
+    if dotted == "training.schedule.milestones":
+        config["training"]["schedule"]["name"] = "multistep"
+    config = ipconfig.validate(config, command_line=given)
+    for key in dotted.split("."):
+        config = config[key]
+    assert config == expected and [type(v) for v in config] == [type(v) for v in expected]
+
+
+def test_command_line_scalars_inside_sections_get_the_schemas_type():
+    given = parse_config(["training={epochs: 3, channels_last: false, epochs_per_block: null, lr: 1e-2}", "experiment=2024",
+                          "dependence={sigma: 2, renyi: {sigma: null}}"])  # fmt: skip
+    config = ipconfig.validate(ipconfig._merge(copy.deepcopy(TINY), given), command_line=given)
+    training = config["training"]
+    assert (training["epochs"], training["channels_last"], training["epochs_per_block"], training["lr"]) == (3, False, None, 0.01)
+    assert config["experiment"] == "2024" and config["dependence"]["sigma"] == 2
+    assert config["dependence"]["renyi"]["sigma"] is None
+
+
+def test_only_the_command_lines_keys_are_typed_and_bad_items_reach_the_schema():
+    config = {"seeds": ["0"], "experiment": 5}
+    assert ipconfig.from_command_line(copy.deepcopy(config), {"seeds": ["0"]}) == {"seeds": [0], "experiment": 5}
+    given = parse_config(["seeds=[0,x]"])
+    with pytest.raises(WorkflowError, match="'x' is not of type 'integer'"):
+        ipconfig.validate(ipconfig._merge(copy.deepcopy(TINY), given), command_line=given)
+
+
+def test_the_docs_config_examples_type_through_snakemakes_parser():
+    """Each `snakemake ... --config` line of the README and docs/configuration.md, parsed as
+    snakemake parses it, validates (tests/workflow/test_commands.py dry-runs them)."""
+    import doc_commands
+
+    commands = [command for _, command in doc_commands.commands() if command.startswith("snakemake") and "--config " in command]
+    assert "snakemake --cores 8 --config seeds=[0,1,2,3,4,5,6,7]" in commands
+    for command in commands:
+        words = shlex.split(command)
+        entries = []
+        for word in words[words.index("--config") + 1:]:
+            if word.startswith("-"):
+                break
+            entries.append(word)
+        given = parse_config(entries)
+        ipconfig.validate(ipconfig._merge(copy.deepcopy(TINY), given), command_line=given)
+
+
+# --------------------------------------------------------------------------- bad inputs
+
+
+def test_repeated_configfile_is_refused_with_the_working_command():
+    argv = ["/venv/bin/snakemake", "--cores", "2", "--configfile", "a.yaml", "--configfile", "b.yaml", "-n"]
+    with pytest.raises(ipconfig.ConfigError) as err:
+        ipconfig.refuse_repeated_configfile(argv)
+    assert "given 2 times" in str(err.value)
+    assert str(err.value).endswith("snakemake --cores 2 --configfile a.yaml b.yaml -n")
+    with pytest.raises(ipconfig.ConfigError, match="--configfile a.yaml b.yaml c.yaml"):
+        ipconfig.refuse_repeated_configfile(["snakemake", "--configfile=a.yaml", "--configfiles", "b.yaml", "c.yaml"])
+    ipconfig.refuse_repeated_configfile(["snakemake", "--configfile", "a.yaml", "b.yaml", "--config", "seeds=[0]"])
+    ipconfig.refuse_repeated_configfile(["snakemake", "--config", "seeds=[0]"])
+
+
+@pytest.mark.parametrize(("config", "message"), [
+    ({"seed": [0]}, r"^config key 'seed' is unknown; did you mean 'seeds'\?$"),
+    ({"training": {"epoch": 3}}, r"^config key 'training.epoch' is unknown; did you mean 'training.epochs'\?$"),
+    ({"dependence": {"kde": {"noise_varience": 0.1}}}, r"did you mean 'dependence.kde.noise_variance'\?$"),
+    ({"zzz": 1}, r"^config key 'zzz' is unknown; the keys at the top level: experiment, output_root, device, .*probe$"),
+])  # fmt: skip
+def test_unknown_key_gets_one_line_with_its_path_and_the_closest_key(config, message):
+    with pytest.raises(ipconfig.ConfigError, match=message):
+        ipconfig.load(overrides=config)
+
+
+def test_yaml_syntax_error_names_file_line_column_and_reason(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("seeds: [0]\ntraining: {epochs: 2\n")
+    with pytest.raises(ipconfig.ConfigError) as err:
+        ipconfig.load(bad)
+    assert str(err.value) == (
+        f"{bad}, line 3, column 1: not valid YAML: expected ',' or '}}', but got '<stream end>' "
+        "(while parsing a flow mapping, which starts at line 2, column 11)"
+    )
+    tabbed = tmp_path / "tab.yaml"
+    tabbed.write_text("training:\n\tepochs: 2\n")
+    with pytest.raises(ipconfig.ConfigError, match=rf"{tabbed}, line 2, column 1: not valid YAML: found character '\\t'"):
+        ipconfig.check_syntax(tabbed)
+    listed = tmp_path / "list.yaml"
+    listed.write_text("- seeds\n")
+    with pytest.raises(ipconfig.ConfigError, match="holds keys such as .* not a list"):
+        ipconfig.load(listed)
+
+
+def test_cuda_without_a_gpu_is_refused_only_where_jobs_run_here(monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(ipconfig.ConfigError, match="'device' = 'cuda': this machine sees no CUDA GPU"):
+        ipconfig.refuse_missing_cuda({"device": "cuda"}, local=True)
+    ipconfig.refuse_missing_cuda({"device": "cuda"}, local=False)  # cluster nodes have the GPU
+    ipconfig.refuse_missing_cuda({"device": "auto"}, local=True)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    ipconfig.refuse_missing_cuda({"device": "cuda"}, local=True)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc is Linux's")
+def test_output_root_that_cannot_be_created_is_refused(tmp_path):
+    with pytest.raises(ipconfig.ConfigError, match=r"'output_root' = '/proc/x': cannot be created \(inside /proc\)"):
+        ipconfig.load(overrides={"output_root": "/proc/x"})
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with pytest.raises(ipconfig.ConfigError, match=rf"{blocker} is a file, not a folder"):
+        ipconfig.load(overrides={"output_root": str(blocker / "results")})
+    ipconfig.load(overrides={"output_root": str(tmp_path / "new" / "results")})
+    assert not (tmp_path / "new").exists()  # the check creates nothing that stays

@@ -89,6 +89,21 @@ def test_damaged_files_get_a_message_naming_the_file_and_the_fix(tmp_path, damag
         contracts.read_eval_set(eval_path)
 
 
+def test_a_file_a_safe_load_refuses_gets_no_advice_to_load_it_unsafely(tmp_path):
+    """torch's message for such a file advises weights_only=False, which would run the file's
+    code: the message names the problem without passing that advice on."""
+    import fractions
+
+    path = tmp_path / "state.pt"
+    torch.save({"format": contracts.CHECKPOINT_FORMAT, "epoch": fractions.Fraction(1, 3)}, path)
+    with pytest.raises(CorruptFileError) as err:
+        contracts.read_checkpoint(path)
+    message = str(err.value)
+    assert message.startswith(f"{path} cannot be read (UnpicklingError: it holds objects other than tensors")
+    assert "weights_only" not in message and "can still be loaded" not in message
+    assert message.endswith("Training restarts this run from scratch.")
+
+
 def test_tables_conform_check_and_refuse(tmp_path):
     rows = pd.DataFrame(
         [{"dataset": "d", "arch": "a", "mode": "m", "seed": 1, "epoch": 2, "split": "test", "layer": 0,

@@ -16,7 +16,7 @@ from infoplane.errors import DatasetNotFoundError
 
 TORCHVISION_SETS = sorted(WRITERS)
 #: channels, size, classes, default augmentation, mean, std of every torchvision data set
-#: (known values: METHOD.md for MNIST/CIFAR, the task's Fashion-MNIST and SVHN statistics).
+#: (known values: docs/method.md for MNIST/CIFAR; Fashion-MNIST and SVHN: docs/architectures-and-data.md).
 EXPECTED = {
     "mnist": (1, 28, 10, (), (0.1307,), (0.3081,)),
     "fashion_mnist": (1, 28, 10, (), (0.2860,), (0.3530,)),

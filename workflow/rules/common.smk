@@ -2,13 +2,17 @@
 import itertools
 import json
 import os
+import sys
 
 from snakemake.utils import validate
 
 from infoplane import config as ipconfig
 from infoplane import contracts
 
-ipconfig.refuse_renamed_keys(config)
+if workflow.is_main_process:
+    ipconfig.refuse_repeated_configfile(sys.argv)
+# --config values typed by the schema; renamed and unknown keys refused in one line each
+ipconfig.prepare(config, command_line=workflow.config_settings.config)
 validate(config, "../schemas/config.schema.yaml")
 ipconfig.check(config)
 
@@ -30,6 +34,11 @@ wildcard_constraints:
 
 if workflow.is_main_process:
     logger.info(ipconfig.plan_summary(config))
+
+
+onstart:
+    # the executor is known only now: device cuda without a GPU is refused where jobs run here
+    ipconfig.refuse_missing_cuda(config, local=workflow.local_exec)
 
 
 def path(name, **fields):
