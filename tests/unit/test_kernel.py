@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from hsic_reference import (EPS, ESTIMATOR_NAMES, correlated, ref_center, ref_estimate, ref_gram, ref_median_distance,
-                            ref_nocco, ref_ridge)
+                            ref_ridge)
 
 from infoplane.estimators import BANDWIDTHS, ESTIMATORS, KERNELS, gram, nhsic, ridge_matrix
 from infoplane.estimators.geometry import _gemm_dtype

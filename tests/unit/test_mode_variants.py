@@ -17,7 +17,7 @@ from infoplane import config, losses
 from infoplane.augment import TwoViewAugmenter
 from infoplane.models import BlockNet, build
 from infoplane.alternatives import ForwardForward
-from infoplane.modes import PredSimHead, check_training, make_mode
+from infoplane.modes import check_training, make_mode
 
 NUM_CLASSES = 4
 BATCH = 8

@@ -8,7 +8,6 @@ import json
 import re
 import shutil
 
-import pandas as pd
 import pytest
 from sweep import REPO, TINY, snakemake, write_config
 
