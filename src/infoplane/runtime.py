@@ -90,6 +90,12 @@ def to_device(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
     return tensor.to(device)
 
 
+def synchronize(device: torch.device) -> None:
+    """Wait for `device`'s queued work (CUDA; a no-op elsewhere), as timing a call needs."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
 @functools.lru_cache(maxsize=64)
 def constant(values: tuple[float, ...], dtype: torch.dtype, device: torch.device) -> torch.Tensor:
     """A cached (1, C, 1, 1) tensor of per-channel constants on `device` (made once, not per

@@ -32,7 +32,7 @@ sys.path.insert(0, str(REPO / "src"))
 
 import torch  # noqa: E402
 
-from infoplane import config, contracts, data, packing, projection  # noqa: E402
+from infoplane import config, contracts, data, packing, projection, runtime  # noqa: E402
 from infoplane.contracts import Run  # noqa: E402
 
 
@@ -73,16 +73,11 @@ def synthetic(dataset: str, train_images: int, test_images: int) -> data.Dataset
                         std=(0.25,) * channels, augment=augment)  # fmt: skip
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def _clock(device: torch.device, fn):
-    _sync(device)
+    runtime.synchronize(device)
     start = time.perf_counter()
     out = fn()
-    _sync(device)
+    runtime.synchronize(device)
     return out, time.perf_counter() - start
 
 
@@ -144,7 +139,7 @@ def worker(args: argparse.Namespace) -> None:
     device = torch.device(args.device)
     trainer, _ = trainer_for(cfg, cell, device, sizes)
     trainer.train_epoch(1)
-    _sync(device)
+    runtime.synchronize(device)
     late = time.time() > args.start_at
     while time.time() < args.start_at:
         time.sleep(0.01)
@@ -152,7 +147,7 @@ def worker(args: argparse.Namespace) -> None:
     while time.perf_counter() - start < args.duration or epochs == 0:
         epochs += 1
         trainer.train_epoch(1 + epochs)
-        _sync(device)
+        runtime.synchronize(device)
     print(f"RATE {epochs * sizes.steps / (time.perf_counter() - start):.6f} {'late' if late else 'ok'}", flush=True)
 
 

@@ -51,6 +51,7 @@ from infoplane.estimators import (ESTIMATORS, Geometry, KernelStack, ReferenceCa
                                   resolve_device, ridge_matrix)
 from infoplane.estimators.geometry import _gemm_dtype
 from infoplane.estimators.settings import SETTINGS
+from infoplane.runtime import synchronize
 
 PAPER = {"estimator": "nocco", **SETTINGS.get("nocco").defaults()}  # the paper's protocol: nocco's defaults
 EPS, SIGMA = PAPER["epsilon"], PAPER["sigma"]
@@ -64,11 +65,6 @@ ARCHS = {  # (x shape, [(layer name, per-sample shape)]) of the paper's networks
 }
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def _rss_kib(field: str) -> int:
     with open("/proc/self/status") as f:
         return int(re.search(rf"{field}:\s+(\d+)", f.read()).group(1))
@@ -77,11 +73,11 @@ def _rss_kib(field: str) -> int:
 def peak_memory(fn: Callable[[], object], device: torch.device) -> tuple[object, float | None]:
     """Run fn once; return its result and the peak memory it added, in MiB (None if unknown)."""
     if device.type == "cuda":
-        _sync(device)
+        synchronize(device)
         base = torch.cuda.memory_allocated(device)
         torch.cuda.reset_peak_memory_stats(device)
         out = fn()
-        _sync(device)
+        synchronize(device)
         return out, (torch.cuda.max_memory_allocated(device) - base) / 2**20
     try:
         base = _rss_kib("VmRSS")
@@ -108,10 +104,10 @@ def best_times(fns: dict[str, Callable[[], object]], device: torch.device, repea
     now = clock(device)
     while rounds < max_repeats:
         for name, fn in fns.items():
-            _sync(device)
+            synchronize(device)
             start = now()
             fn()
-            _sync(device)
+            synchronize(device)
             elapsed = now() - start
             best[name] = min(best[name], elapsed)
             spent += elapsed
@@ -458,13 +454,13 @@ def sweep_table(device: torch.device, config_path: str | None, arch: str = "lene
     now = clock(device)
     for name in ESTIMATORS.names():
         settings = dependence.settings({**section, "estimators": [name]})
-        _sync(device)
+        synchronize(device)
         start = now()
         references = ReferenceCache()  # one per job, as dependence.measure_run keeps it
         for layers in snapshots:
             measure_snapshot(x, y, layers, settings, batch_size=batch, permutations=permutations, seed=0,
                              num_classes=10, device=device, references=references)
-        _sync(device)
+        synchronize(device)
         elapsed = now() - start
         print(f"| {name} | {'yes' if name in section['estimators'] else 'no'} | {len(settings)} | "
               f"{_fmt(elapsed)} | {_fmt(elapsed / len(epochs))} |", flush=True)

@@ -120,20 +120,15 @@ def make_trainer(arch: str, mode: str, steps: int, batch_size: int, device: torc
     return Trainer(Run(name, arch, mode, 0), settings(name, batch_size, compile_mode), no_eval_set, device, dataset)
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def best_time(run: Callable[[], None], repeats: int, device: torch.device) -> float:
     """Seconds of the fastest of `repeats` calls of `run` (after one untimed warm-up call)."""
     run()
-    _sync(device)
+    runtime.synchronize(device)
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
         run()
-        _sync(device)
+        runtime.synchronize(device)
         times.append(time.perf_counter() - start)
     return min(times)
 
@@ -260,13 +255,13 @@ def packed(arch: str, k: int, steps: int, batch_size: int, device: torch.device,
 def packed_worker(folder: Path, worker: int, arch: str, steps: int, batch_size: int, device: torch.device) -> None:
     trainer = make_trainer(arch, "e2e", steps, batch_size, device)
     trainer.train_epoch(1)  # warm-up
-    _sync(device)
+    runtime.synchronize(device)
     Path(folder, f"ready{worker}").touch()
     while not Path(folder, "go").exists():
         time.sleep(0.01)
     start = time.time()
     trainer.train_epoch(2)
-    _sync(device)
+    runtime.synchronize(device)
     result = {"images": steps * batch_size, "start": start, "end": time.time(), "precision": trainer.precision}
     Path(folder, f"result{worker}.json").write_text(json.dumps(result))
 
