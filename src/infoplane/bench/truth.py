@@ -38,14 +38,16 @@ import torch
 # The estimators, by registry name: the only place this module reaches them (loading the
 # registry registers renyi, kde and binning with the kernel family).
 from infoplane.estimators import ESTIMATORS
+from infoplane.estimators.settings import SETTINGS as ESTIMATOR_SETTINGS
 
+_DEFAULTS = {name: ESTIMATOR_SETTINGS.get(name).defaults() for name in ("renyi", "kde", "binning")}
 #: (estimator, label, setting): the default of each and one alternative from docs/estimators.md.
 SETTINGS: tuple[tuple[str, str, dict], ...] = (
-    ("renyi", "renyi knn (default)", {}),
+    ("renyi", f"renyi {_DEFAULTS['renyi']['width']} (default)", {}),
     ("renyi", "renyi silverman", {"width": "silverman"}),
-    ("kde", "kde s²=0.1 (default)", {"unit": "bits"}),
+    ("kde", f"kde s²={_DEFAULTS['kde']['noise_variance']:g} (default)", {"unit": "bits"}),
     ("kde", "kde s²=1", {"noise_variance": 1.0, "unit": "bits"}),
-    ("binning", "binning 30 bins (default)", {}),
+    ("binning", f"binning {_DEFAULTS['binning']['bins']} bins (default)", {}),
     ("binning", "binning 4 bins", {"bins": 4}),
 )
 NUM_CLASSES = 10
