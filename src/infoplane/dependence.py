@@ -71,7 +71,7 @@ def measure_snapshot(eval_set: contracts.EvalSet, snapshot: contracts.Snapshot, 
     frames = []
     if shared:
         frames.append(estimators.measure_snapshot(eval_set.x, eval_set.y, snapshot.layers, shared,
-                                            layer_names=snapshot.layer_names, **common))
+                                                  layer_names=snapshot.layer_names, **common))
     for index, (name, z) in enumerate(zip(snapshot.layer_names, snapshot.layers)):
         if not per_layer:
             break
