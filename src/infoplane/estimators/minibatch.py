@@ -28,6 +28,7 @@ import torch
 from .base import ESTIMATORS
 from .geometry import as_tensor, check_labels, resolve_device, warn_low_precision_matmul
 from .kernel import CkaUnbiased, KernelStack, _geometry, check_kernel_setting, unbiased_numerator
+from .settings import KernelSettings
 
 
 class CkaMinibatch(CkaUnbiased):
@@ -55,8 +56,9 @@ ESTIMATORS.register(CkaMinibatch.name)(CkaMinibatch())
 
 @torch.no_grad()
 def minibatch_cka(a, b, *, batch_size: int, kernel_a: str = "linear", kernel_b: str = "linear",
-                  sigma: float | None = None, bandwidth: str = "fixed", num_classes: int | None = None,
-                  gram_dtype: torch.dtype | None = None, device: str | torch.device | None = None) -> float:
+                  sigma: float | None = None, bandwidth: str = KernelSettings.defaults()["bandwidth"],
+                  num_classes: int | None = None, gram_dtype: torch.dtype | None = None,
+                  device: str | torch.device | None = None) -> float:
     """CKA_mb of samples a (n, ...) and b (n, ...) (labels (n,) for ``onehot``) over the
     n // batch_size consecutive minibatches (a trailing partial one dropped), one at a time.
 
