@@ -39,12 +39,18 @@ def step(name: str, cmd: list[str], timeout: float, cwd: Path = REPO) -> tuple[b
     env |= {k: v for k, v in os.environ.items() if k.startswith(("CUDA_", "INFOPLANE_GPU"))}
     try:
         done = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
-        ok, out = done.returncode == 0, done.stdout + done.stderr
+        ok, stdout, stderr = done.returncode == 0, done.stdout, done.stderr
     except subprocess.TimeoutExpired as err:
-        ok, out = False, f"timed out after {timeout:.0f} s\n{err.stdout or ''}{err.stderr or ''}"
+        ok, stdout, stderr = False, f"timed out after {timeout:.0f} s\n{_text(err.stdout)}", _text(err.stderr)
     seconds = time.perf_counter() - start
-    print(f"\n===== {name}: {'ok' if ok else 'FAILED'} in {seconds:.0f} s =====\n{out[-6000:]}", flush=True)
-    return ok, out, seconds
+    # each stream's own tail: progress bars on stderr must not push the step's results out of view
+    print(f"\n===== {name}: {'ok' if ok else 'FAILED'} in {seconds:.0f} s =====\n{stdout[-6000:]}\n"
+          f"----- its stderr (tail) -----\n{stderr[-2000:]}", flush=True)
+    return ok, stdout + stderr, seconds
+
+
+def _text(stream: bytes | str | None) -> str:
+    return stream.decode(errors="replace") if isinstance(stream, bytes) else (stream or "")
 
 
 def sweep(workdir: Path, configfile: Path | None) -> list[str]:
