@@ -18,3 +18,12 @@ def rng():
     import numpy as np
 
     return np.random.default_rng(0)
+
+
+@pytest.fixture
+def low_resolution(monkeypatch):
+    """Figures at 40 dpi: rasterizing dominates the paper tests' time, and no check depends on it
+    (modules that draw use it with `pytestmark = pytest.mark.usefixtures("low_resolution")`)."""
+    from infoplane.paper import style
+
+    monkeypatch.setattr(style, "DPI", 40)

@@ -37,11 +37,12 @@ def _job_arguments(parser: argparse.ArgumentParser, threads: int | None = None) 
 
 
 def _measurement_arguments(parser: argparse.ArgumentParser) -> None:
-    """What the two measurement stages share: one run's snapshots against its eval set."""
-    parser.add_argument("--eval-set", type=Path, required=True, help="<output_root>/data/<dataset>/eval_set.pt")
+    """What the two measurement stages share: one run's snapshots against the eval sets of their splits."""
+    parser.add_argument("--eval-set", type=Path, nargs="+", required=True,
+                        help="the eval set of every split snapshotted: <output_root>/data/<dataset>/eval_set_<split>.pt")
     parser.add_argument(
         "--snapshots", type=Path, nargs="+", required=True,
-        help="a run's snapshot files (epoch<e>.pt) or its snapshots/ folder",
+        help="a run's snapshot files (snapshots/<split>/epoch<e>.pt) or its snapshots/ folder",
     )  # fmt: skip
     parser.add_argument("--out", type=Path, required=True, help="the Parquet file to write")
     _settings_arguments(parser)
@@ -70,28 +71,34 @@ def _start_job(args: argparse.Namespace):
 
 def _data(parser: argparse.ArgumentParser) -> Callable[[argparse.Namespace], None]:
     parser.add_argument("--dataset", required=True, help="a registered data set, e.g. mnist5k")
-    parser.add_argument("--out", type=Path, required=True, help="the eval-set file, e.g. results/data/mnist5k/eval_set.pt")
+    parser.add_argument("--split", default="test", help="whose images: test or train (infoplane.contracts.SPLITS)")
+    parser.add_argument("--out", type=Path, required=True,
+                        help="the eval-set file, e.g. results/data/mnist5k/eval_set_test.pt")
     _settings_arguments(parser)
 
     def run(args: argparse.Namespace) -> None:
         from . import contracts, data, runtime
 
         runtime.setup_logging()
+        if args.split not in contracts.SPLITS:
+            raise InfoplaneError(f"--split {args.split!r} is not a split; allowed: {', '.join(contracts.SPLITS)}")
         settings = _settings(args, "data")
         dataset = data.load(args.dataset, settings["root"], settings["download"])
         log.info(
             "%s: %d train / %d test images of shape %s, %d classes",
             args.dataset, len(dataset.train_y), len(dataset.test_y), dataset.in_shape, dataset.num_classes,
         )  # fmt: skip
-        contracts.write_eval_set(args.out, data.eval_set(dataset, settings["eval_size"]))
-        log.info("eval set of %d test images written to %s", settings["eval_size"], args.out)
+        eval_set = data.eval_set(dataset, settings["eval_size"], args.split, settings.get("train_limit"))
+        contracts.write_eval_set(args.out, eval_set)
+        log.info("eval set of %d %s images written to %s", settings["eval_size"], args.split, args.out)
 
     return run
 
 
 def _train(parser: argparse.ArgumentParser) -> Callable[[argparse.Namespace], None]:
     parser.add_argument("--run", required=True, help="dataset/arch/mode/seed<N>, e.g. mnist5k/lenet5/e2e/seed0")
-    parser.add_argument("--eval-set", type=Path, required=True, help="<output_root>/data/<dataset>/eval_set.pt")
+    parser.add_argument("--eval-set", type=Path, nargs="+", required=True,
+                        help="the eval set of every split to snapshot: <output_root>/data/<dataset>/eval_set_<split>.pt")
     parser.add_argument("--out-dir", type=Path, required=True, help="the run's folder, e.g. results/train/<run>")
     parser.add_argument("--stop-after", type=int, default=None, help=argparse.SUPPRESS)  # tests of resume
     _settings_arguments(parser)
@@ -191,13 +198,14 @@ def _paper(parser: argparse.ArgumentParser) -> Callable[[argparse.Namespace], No
 #: name -> (reads, writes, argument setup returning the stage's function)
 STAGES: dict[str, tuple[str, str, Callable]] = {
     "data": ("a data set (the embedded mnist5k, or torchvision's files under data.root)",
-             "--out: the eval set (<output_root>/data/<dataset>/eval_set.pt in the workflow)", _data),
-    "train": ("the eval set", "--out-dir (<output_root>/train/<run>/): metrics.parquet, snapshots/epoch<e>.pt, "
-              "checkpoint/", _train),
-    "dependence": ("the eval set and one run's snapshots",
+             "--out: the eval set of one split (<output_root>/data/<dataset>/eval_set_<split>.pt in the workflow)",
+             _data),
+    "train": ("the eval sets", "--out-dir (<output_root>/train/<run>/): metrics.parquet, "
+              "snapshots/<split>/epoch<e>.pt, checkpoint/", _train),
+    "dependence": ("the eval sets and one run's snapshots",
                    "--out: the run's dependence table (<output_root>/dependence/<run>.parquet in the workflow)",
                    _dependence),
-    "probe": ("the eval set and one run's snapshots",
+    "probe": ("the eval sets and one run's snapshots",
               "--out: the run's linear-probe table (<output_root>/probe/<run>.parquet in the workflow)", _probe),
     "tables": ("every run's metrics, dependence and probe tables",
                "--out-dir (<output_root>/tables/): metrics.parquet, dependence.parquet, probes.parquet", _tables),

@@ -318,9 +318,7 @@ def _check_dependence(section: Mapping, eval_size: int) -> None:
     renyi's alpha != 1, ...), and the batch size against the eval set and each estimator's minimum."""
     from . import dependence, estimators
 
-    for i, name in enumerate(section["estimators"]):
-        if name not in estimators.ESTIMATORS:
-            _fail(f"dependence.estimators[{i}]", name, f"unknown estimator; allowed: {', '.join(estimators.ESTIMATORS.names())}")
+    _check_names({"dependence.estimators": section["estimators"]}, "dependence.estimators", estimators.ESTIMATORS)
     if section["batch_size"] > eval_size:
         _fail("dependence.batch_size", section["batch_size"], f"larger than snapshots.eval_size = {eval_size}")
     for name in section["estimators"]:
@@ -363,6 +361,10 @@ def check(config: MutableMapping) -> MutableMapping:
     for i, epoch in enumerate(config["snapshots"]["epochs"] or []):
         if epoch > epochs:
             _fail(f"snapshots.epochs[{i}]", epoch, f"beyond the last epoch (training.epochs = {epochs}); allowed: 0..{epochs}")
+    limit, size = config["data"]["train_limit"], config["snapshots"]["eval_size"]
+    if "train" in config["snapshots"]["splits"] and limit is not None and size > limit:
+        _fail("snapshots.eval_size", size, f"the train split is drawn from the data.train_limit = {limit} training "
+              f"images the runs learn from; set eval_size <= {limit} or raise train_limit")  # fmt: skip
     for i, milestone in enumerate(training["schedule"]["milestones"]):
         if milestone > epochs:
             _fail(f"training.schedule.milestones[{i}]", milestone, f"beyond training.epochs = {epochs}")
@@ -436,12 +438,13 @@ def stage_settings(config: Mapping, stage: str) -> dict:
     (the data stage downloads; training never does) nor the device."""
     if stage == "data":
         return {"root": config["data"]["root"], "download": config["data"]["download"],
-                "eval_size": config["snapshots"]["eval_size"]}  # fmt: skip
+                "eval_size": config["snapshots"]["eval_size"], "train_limit": config["data"]["train_limit"]}  # fmt: skip
     if stage == "train":
         return {
             "training": config["training"],
             "data": {k: v for k, v in config["data"].items() if k != "download"},
-            "snapshots": {"epochs": snapshot_epochs(config), "dtype": config["snapshots"]["dtype"]},
+            "snapshots": {"epochs": snapshot_epochs(config), "dtype": config["snapshots"]["dtype"],
+                          "splits": list(config["snapshots"]["splits"])},
         }
     if stage in ("dependence", "probe"):
         return copy.deepcopy(config[stage])

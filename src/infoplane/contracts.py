@@ -13,7 +13,7 @@ import os
 import re
 import string
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -30,12 +30,21 @@ RUN_KEYS = ("dataset", "arch", "mode", "seed")
 MODE_PART = r"[a-z][a-z0-9_]*"
 MODE_NAME = rf"{MODE_PART}(?:-{MODE_PART}){{0,2}}"
 
+#: The splits a run can be snapshotted on: "test", the eval set of test images (the paper's, and
+#: the split every claim is decided on), and "train", as many of the training images the run
+#: learns from, drawn the same way (critiques of information planes: compression shows mainly on
+#: the training data, Wickstrøm et al. 2023). The config's `snapshots.splits` chooses among them.
+SPLITS = ("test", "train")
+#: The split the claims are decided on; the others add rows to the robustness matrix.
+DECLARED_SPLIT = "test"
+
 #: Regular expressions of the path fields; the Snakefile's wildcard constraints.
 WILDCARDS = {
     "dataset": r"[A-Za-z0-9_]+",
     "arch": r"[A-Za-z0-9_]+",
     "mode": MODE_NAME,
     "seed": r"\d+",
+    "split": "|".join(SPLITS),
 }
 
 #: How a run appears in paths: results/train/<RUN_PATH>/...
@@ -88,16 +97,16 @@ RUN_FILES = {
     "checkpoint": "checkpoint/state.pt",
     "staged_snapshots": "checkpoint/snapshots",
 }
-#: File name of a snapshot (in a run's snapshots/ folder), and of a table (in tables/).
+#: File name of a snapshot (in a run's snapshots/<split>/ folder), and of a table (in tables/).
 SNAPSHOT_NAME = "epoch{epoch}.pt"
 TABLE_NAME = "{table}.parquet"
 
 #: Every output below the output root, by name. Fields in braces: run fields, epoch, table, ...
 PATHS = {
-    "eval_set": "data/{dataset}/eval_set.pt",
+    "eval_set": "data/{dataset}/eval_set_{split}.pt",
     "train": "train/" + RUN_PATH,
     **{name: f"train/{RUN_PATH}/{file}" for name, file in RUN_FILES.items()},
-    "snapshot": f"train/{RUN_PATH}/{RUN_FILES['snapshots']}/{SNAPSHOT_NAME}",
+    "snapshot": f"train/{RUN_PATH}/{RUN_FILES['snapshots']}/{{split}}/{SNAPSHOT_NAME}",
     "dependence": "dependence/" + RUN_PATH + ".parquet",
     "probe": "probe/" + RUN_PATH + ".parquet",
     "tables": "tables",
@@ -138,9 +147,9 @@ def path(name: str, root: str | os.PathLike = "", **fields) -> Path:
 
 
 def run_file(run_dir: str | os.PathLike, name: str, **fields) -> Path:
-    """A file of RUN_FILES in one run's training folder (a snapshot with name="snapshot", epoch=e)."""
+    """A file of RUN_FILES in one run's training folder (a snapshot: name="snapshot", split=s, epoch=e)."""
     if name == "snapshot":
-        return Path(run_dir) / RUN_FILES["snapshots"] / SNAPSHOT_NAME.format(**fields)
+        return Path(run_dir) / RUN_FILES["snapshots"] / fields["split"] / SNAPSHOT_NAME.format(epoch=fields["epoch"])
     return Path(run_dir) / RUN_FILES[name]
 
 
@@ -158,11 +167,14 @@ def snapshot_epoch(file: str | os.PathLike) -> int:
 
 
 def snapshot_files(paths: Iterable[str | os.PathLike]) -> list[Path]:
-    """Snapshot files from files and/or snapshot folders, sorted by epoch."""
+    """Snapshot files from files and/or snapshot folders (a run's snapshots/ folder: those of every
+    split in it; snapshots/<split>/: that split's), sorted by epoch."""
     files: list[Path] = []
     for item in map(Path, paths):
         if item.is_dir():
             found = [p for p in item.iterdir() if _SNAPSHOT_RE.match(p.name)]
+            found += [p for split in SPLITS if (item / split).is_dir()
+                      for p in (item / split).iterdir() if _SNAPSHOT_RE.match(p.name)]  # fmt: skip
             if not found:
                 raise FileNotFoundError(f"{item}: no snapshot files ({SNAPSHOT_NAME.format(epoch='N')}) in this folder")
             files += found
@@ -210,11 +222,17 @@ class Table:
     sort: tuple[str, ...]
     #: Columns only some producers have (an estimator's own settings and extras): missing -> NA.
     optional: tuple[str, ...] = ()
+    #: Columns added after the table's first version, with the value every older table meant
+    #: (missing -> that value): `split` is "test", the only split measured before it existed.
+    defaults: Mapping[str, object] = field(default_factory=dict)
 
     def conform(self, frame: pd.DataFrame, source: str = "") -> pd.DataFrame:
         """The contract's columns, in order, with its dtypes; rows sorted. Refuses missing columns
         (but fills the optional ones with NA)."""
         absent = [c for c in self.optional if c not in frame.columns]
+        older = {c: v for c, v in self.defaults.items() if c not in frame.columns}
+        if older:
+            frame = frame.assign(**older)
         if absent:
             frame = frame.assign(**{c: pd.Series(index=frame.index, dtype=_pandas_dtype(self.columns[c]))
                                     for c in absent})
@@ -288,7 +306,8 @@ METRICS = Table(
 #: relative, bins, bin_range (and range_max, binning's derived range, not a sort key).
 DEPENDENCE_SETTINGS = ("estimator", *_estimator_settings.IDENTITY_KEYS, "unit", "batch_size")
 
-#: One row per run × snapshot epoch × layer × estimator setting. Values are means over the
+#: One row per run × split × snapshot epoch × layer × estimator setting (`split`: the eval set
+#: measured, SPLITS). Values are means over the
 #: n_batches consecutive evaluation batches of batch_size eval samples (`*_std`: population std
 #: over batches). The evidence: `null_*` the same estimator with Z's samples permuted against X
 #: and Y (`permutations` joint permutations; mean and std over permutations and batches; NaN
@@ -307,7 +326,7 @@ DEPENDENCE_SETTINGS = ("estimator", *_estimator_settings.IDENTITY_KEYS, "unit", 
 #: (median D_ij / (2 s^2) with s the Gaussian Z kernel's bandwidth; << 1: near-linear regime).
 DEPENDENCE = Table(
     "dependence",
-    {**_RUN_COLUMNS, "epoch": "int64", "layer": "int64", "layer_name": "string",
+    {**_RUN_COLUMNS, "split": "string", "epoch": "int64", "layer": "int64", "layer_name": "string",
      "estimator": "string", **_estimator_settings.COLUMN_DTYPES, "unit": "string",
      "batch_size": "int64", "n_samples": "int64", "n_batches": "int64", "permutations": "int64",
      "value_xz": "float64", "value_xz_std": "float64", "null_xz_mean": "float64", "null_xz_std": "float64",
@@ -318,12 +337,14 @@ DEPENDENCE = Table(
      "excess_yz_std": "float64", "p_yz": "float64",
      "ceiling_zz": "float64", "ceiling_xx": "float64", "ceiling_yy": "float64", "saturation_bound": "float64",
      "mean_sq_activation": "float64", "median_distance": "float64", "bandwidth_ratio": "float64"},
-    sort=(*RUN_KEYS, *DEPENDENCE_SETTINGS, "epoch", "layer"),
+    sort=(*RUN_KEYS, *DEPENDENCE_SETTINGS, "split", "epoch", "layer"),
     optional=(*(k for k in _estimator_settings.COLUMN_DTYPES if k not in _estimator_settings.COMMON_KEYS),
               "saturation_bound", "excess_xz_batches", "excess_xz_std", "excess_yz_batches", "excess_yz_std"),
+    defaults={"split": DECLARED_SPLIT},
 )  # fmt: skip
 
-#: One row per run × snapshot epoch × layer (`infoplane.probe`). The linear probe: `train_accuracy`
+#: One row per run × split × snapshot epoch × layer (`infoplane.probe`; `split` as in the dependence
+#: table: the probe's halves are both drawn from that split's eval set). The linear probe: `train_accuracy`
 #: and `accuracy` (probe-test) of multinomial logistic regression fitted on probe_train_size eval
 #: samples and scored on the other probe_test_size; NaN at the epochs the config's `probe.epochs`
 #: leaves out. The geometry, at every snapshot epoch, on the raw features: `nc1` the within-class
@@ -334,15 +355,16 @@ DEPENDENCE = Table(
 #: built without them (synthetic tests of the paper stage) still conforms.
 PROBES = Table(
     "probes",
-    {**_RUN_COLUMNS, "epoch": "int64", "layer": "int64", "layer_name": "string",
+    {**_RUN_COLUMNS, "split": "string", "epoch": "int64", "layer": "int64", "layer_name": "string",
      "probe_train_size": "int64", "probe_test_size": "int64", "train_accuracy": "float64", "accuracy": "float64",
      "nc1": "float64", "knn_k": "Int64", "knn_accuracy": "float64"},
-    sort=(*RUN_KEYS, "epoch", "layer"),
+    sort=(*RUN_KEYS, "split", "epoch", "layer"),
     optional=("nc1", "knn_k", "knn_accuracy"),
+    defaults={"split": DECLARED_SPLIT},
 )  # fmt: skip
 
 #: results/paper/table6_data_processing.parquet (`infoplane.paper.data_processing`), one row per
-#: estimator setting × run × snapshot epoch × quantity ("xz": dependence on X, "yz": on Y) × pair
+#: estimator setting × run × split × snapshot epoch × quantity ("xz": dependence on X, "yz": on Y) × pair
 #: of consecutive layers (`layer` -> `next_layer`): `value`, `next_value` the two values
 #: (value_xz / value_yz of the dependence table), `increase` = next_value - value, `noise` the
 #: threshold 2 × (SE + next SE) (SE: the batch mean's standard error), `relative_increase` =
@@ -351,10 +373,10 @@ PROBES = Table(
 DATA_PROCESSING = Table(
     "data_processing",
     {"setting": "string", "estimator": "string", "unit": "string", "law": "bool", **_RUN_COLUMNS,
-     "epoch": "int64", "quantity": "string", "layer": "int64", "layer_name": "string", "next_layer": "int64",
+     "split": "string", "epoch": "int64", "quantity": "string", "layer": "int64", "layer_name": "string", "next_layer": "int64",
      "next_layer_name": "string", "value": "float64", "next_value": "float64", "increase": "float64",
      "noise": "float64", "relative_increase": "float64", "determined": "bool", "violation": "bool"},
-    sort=("setting", *RUN_KEYS, "epoch", "quantity", "layer"),
+    sort=("setting", *RUN_KEYS, "split", "epoch", "quantity", "layer"),
 )  # fmt: skip
 
 #: results/paper/claims.parquet, one row per comparison (`infoplane.paper.rule.RESULT_COLUMNS`,
@@ -409,7 +431,7 @@ def _rerun(producer: str) -> str:
 
 def _rerun_training(file) -> str:
     """Snapshots are hard links of the copies staged beside the checkpoint: remove both."""
-    run_folder = Path(file).parent.parent
+    run_folder = Path(file).parent.parent.parent  # <run>/snapshots/<split>/epoch<e>.pt
     return f"Delete the run's folder {run_folder} (snapshots and checkpoint) and rerun snakemake."
 
 
@@ -435,80 +457,125 @@ def _load(file: str | os.PathLike, kind: str, fix: str, required: Sequence[str],
 
 @dataclass
 class EvalSet:
-    """The fixed sample set whose activations are saved and measured: the same test images
-    (seeded draw) for every run of a data set, normalized as the network sees them."""
+    """The fixed sample set of one split whose activations are saved and measured: for "test" a
+    seeded draw of test images, for "train" one of the training images the runs learn from, the
+    same for every run of a data set, normalized as the network sees them (no augmentation)."""
 
     dataset: str
     x: object  # torch.Tensor (n, C, H, W) float32
     y: object  # torch.Tensor (n,) int64
-    indices: object  # torch.Tensor (n,) int64, positions in the test split
+    indices: object  # torch.Tensor (n,) int64, positions in the split's images
     num_classes: int
+    split: str = DECLARED_SPLIT
 
 
-EVAL_SET_FORMAT = "infoplane.eval_set/1"
-SNAPSHOT_FORMAT = "infoplane.snapshot/1"
+EVAL_SET_FORMAT = "infoplane.eval_set/2"
+SNAPSHOT_FORMAT = "infoplane.snapshot/2"
 CHECKPOINT_FORMAT = "infoplane.checkpoint/1"
 
 
 def write_eval_set(file: str | os.PathLike, eval_set: EvalSet) -> None:
     io.torch_save(
-        {"format": EVAL_SET_FORMAT, "dataset": eval_set.dataset, "x": eval_set.x, "y": eval_set.y,
-         "indices": eval_set.indices, "num_classes": int(eval_set.num_classes)},
+        {"format": EVAL_SET_FORMAT, "dataset": eval_set.dataset, "split": eval_set.split, "x": eval_set.x,
+         "y": eval_set.y, "indices": eval_set.indices, "num_classes": int(eval_set.num_classes)},
         file,
     )  # fmt: skip
 
 
 def read_eval_set(file: str | os.PathLike) -> EvalSet:
-    c = _load(file, EVAL_SET_FORMAT, _rerun("data"), ("dataset", "x", "y", "indices", "num_classes"))
-    return EvalSet(c["dataset"], c["x"], c["y"], c["indices"], int(c["num_classes"]))
+    c = _load(file, EVAL_SET_FORMAT, _rerun("data"), ("dataset", "split", "x", "y", "indices", "num_classes"))
+    return EvalSet(c["dataset"], c["x"], c["y"], c["indices"], int(c["num_classes"]), str(c["split"]))
+
+
+def read_eval_sets(files: Sequence[str | os.PathLike]) -> dict[str, EvalSet]:
+    """The eval sets of one data set by split, refusing two of the same split or of two data sets."""
+    found: dict[str, EvalSet] = {}
+    for file in files:
+        eval_set = read_eval_set(file)
+        if eval_set.split in found:
+            raise MismatchedInputsError(f"{file}: a second eval set of split {eval_set.split!r}; pass one per split")
+        found[eval_set.split] = eval_set
+    datasets = {e.dataset for e in found.values()}
+    if len(datasets) > 1:
+        raise MismatchedInputsError(f"eval sets of several data sets {sorted(datasets)}; pass one data set's")
+    return found
 
 
 @dataclass
 class Snapshot:
-    """The activations of every layer of one run at one epoch, on the eval set."""
+    """The activations of every layer of one run at one epoch, on the eval set of one split."""
 
     run: Run
     epoch: int
     layer_names: list[str]
     layers: list  # torch.Tensor (n, ...) per layer, float16 or float32
     indices: object  # the eval set's indices, to check that both belong together
+    split: str = DECLARED_SPLIT
 
 
 def write_snapshot(file: str | os.PathLike, snapshot: Snapshot) -> None:
     io.torch_save(
         {"format": SNAPSHOT_FORMAT, "run": snapshot.run.columns(), "epoch": int(snapshot.epoch),
-         "layer_names": list(snapshot.layer_names), "layers": list(snapshot.layers), "indices": snapshot.indices},
+         "split": snapshot.split, "layer_names": list(snapshot.layer_names), "layers": list(snapshot.layers),
+         "indices": snapshot.indices},
         file,
     )  # fmt: skip
 
 
 def read_snapshot(file: str | os.PathLike, eval_set: EvalSet | None = None) -> Snapshot:
-    """A snapshot; with `eval_set`, refuses one taken on other samples (a stale eval set or run)."""
-    c = _load(file, SNAPSHOT_FORMAT, _rerun_training(file), ("run", "epoch", "layer_names", "layers", "indices"))
+    """A snapshot; with `eval_set`, refuses one taken on other samples (another split, a stale eval
+    set or run)."""
+    c = _load(file, SNAPSHOT_FORMAT, _rerun_training(file),
+              ("run", "epoch", "split", "layer_names", "layers", "indices"))  # fmt: skip
     if len(c["layer_names"]) != len(c["layers"]):
         raise CorruptFileError(f"{file} has {len(c['layers'])} layers but {len(c['layer_names'])} layer names")
-    snap = Snapshot(Run.from_mapping(c["run"]), int(c["epoch"]), list(c["layer_names"]), list(c["layers"]), c["indices"])
+    snap = Snapshot(Run.from_mapping(c["run"]), int(c["epoch"]), list(c["layer_names"]), list(c["layers"]),
+                    c["indices"], str(c["split"]))  # fmt: skip
     if eval_set is not None:
-        import torch
-
-        same = torch.equal(torch.as_tensor(snap.indices).cpu(), torch.as_tensor(eval_set.indices).cpu())
-        if not same:
-            raise MismatchedInputsError(
-                f"{file}: its sample indices differ from the eval set's: the snapshot was taken on another "
-                "eval set; rerun training for this data set's current eval set (snakemake --forcerun train)"
-            )
+        _check_samples(file, snap, eval_set)
     return snap
 
 
-def read_snapshots(files: Sequence[str | os.PathLike], eval_set: EvalSet) -> Iterable[Snapshot]:
-    """The snapshots of one run, in epoch order, checked against the eval set and each other."""
+def _check_samples(file, snap: Snapshot, eval_set: EvalSet) -> None:
+    """Refuse a snapshot taken on other samples than `eval_set`'s."""
+    import torch
+
+    if snap.split != eval_set.split:
+        raise MismatchedInputsError(
+            f"{file}: a snapshot of the {snap.split} split, measured against the {eval_set.split} split's "
+            f"eval set; pass the eval set of every split the snapshots were taken on"
+        )
+    same = torch.equal(torch.as_tensor(snap.indices).cpu(), torch.as_tensor(eval_set.indices).cpu())
+    if not same:
+        raise MismatchedInputsError(
+            f"{file}: its sample indices differ from the eval set's: the snapshot was taken on another "
+            "eval set; rerun training for this data set's current eval set (snakemake --forcerun train)"
+        )
+
+
+def read_snapshots(files: Sequence[str | os.PathLike], eval_sets: EvalSet | Mapping[str, EvalSet]
+                   ) -> Iterable[Snapshot]:
+    """The snapshots of one run, in epoch order, each checked against the eval set of its split
+    (`eval_sets`: one eval set, or a mapping split -> eval set) and all of them against each other."""
+    if isinstance(eval_sets, EvalSet):
+        eval_sets = {eval_sets.split: eval_sets}
     first: Run | None = None
+    seen: set[tuple[str, int]] = set()
     for file in snapshot_files(files):
-        snap = read_snapshot(file, eval_set)
+        snap = read_snapshot(file)
+        if snap.split not in eval_sets:
+            raise MismatchedInputsError(
+                f"{file}: a snapshot of the {snap.split} split, but no eval set of that split was given "
+                f"(given: {sorted(eval_sets)}); pass its eval set too"
+            )
+        _check_samples(file, snap, eval_sets[snap.split])
         if first is None:
             first = snap.run
         elif snap.run != first:
             raise MismatchedInputsError(f"{file} belongs to run {snap.run}, the other snapshots to {first}; pass one run's files")
+        if (snap.split, snap.epoch) in seen:
+            raise MismatchedInputsError(f"{file}: a second snapshot of split {snap.split!r} at epoch {snap.epoch}")
+        seen.add((snap.split, snap.epoch))
         yield snap
 
 

@@ -39,6 +39,8 @@ CROP_PADDING = 4
 
 #: Seed of the eval-set draw: the same test indices for every run of a data set.
 EVAL_SEED = 20240214
+#: The train split's draw uses EVAL_SEED plus this (the test split's stays EVAL_SEED, as before).
+_TRAIN_SPLIT_SEED_OFFSET = 7919
 #: Seed of the embedded MNIST sample's stratified train/test split.
 MNIST5K_SPLIT_SEED = 0
 
@@ -380,25 +382,39 @@ def load(name: str, root: str | Path = "data", download: bool = False) -> Datase
     return DATASETS.get(name)(Path(root), download)
 
 
-def eval_indices(num_test: int, size: int, seed: int = EVAL_SEED) -> torch.Tensor:
-    """The fixed eval set: `size` distinct test indices drawn with a fixed seed, in the draw's
-    (random) order. Not sorted: the dependence is measured on consecutive batches of the eval
-    set, and a test split stored by label (mnist5k's) would put one or two classes in a batch."""
+def eval_indices(num_test: int, size: int, seed: int = EVAL_SEED, split: str = "test") -> torch.Tensor:
+    """The fixed eval set of a split: `size` distinct indices among `num_test` images drawn with a
+    fixed seed, in the draw's (random) order. Not sorted: the dependence is measured on
+    consecutive batches of the eval set, and a split stored by label (mnist5k's) would put one or
+    two classes in a batch."""
     if not 1 <= size <= num_test:
-        raise ValueError(f"snapshots.eval_size must be in [1, {num_test}] for this data set, got {size}")
+        raise ValueError(f"snapshots.eval_size must be in [1, {num_test}] for the {split} split of this data set, "
+                         f"got {size}")  # fmt: skip
     generator = torch.Generator().manual_seed(seed)
     return torch.randperm(num_test, generator=generator)[:size]
 
 
-def eval_set(dataset: Dataset, size: int) -> contracts.EvalSet:
-    """The eval set of a data set: `size` test images (normalized as the network sees them)."""
-    indices = eval_indices(len(dataset.test_y), size)
+def eval_set(dataset: Dataset, size: int, split: str = "test", train_limit: int | None = None) -> contracts.EvalSet:
+    """The eval set of one split of a data set, normalized as the network sees it (no augmentation).
+
+    "test": `size` test images. "train": `size` of the training images the runs learn from (the
+    `data.train_limit` subset when set), by an independent seeded draw; its `indices` are
+    positions in the full training split."""
+    if split == "test":
+        pool, images, labels = torch.arange(len(dataset.test_y)), dataset.test_x, dataset.test_y
+    elif split == "train":
+        pool, images, labels = subset_indices(len(dataset.train_y), train_limit), dataset.train_x, dataset.train_y
+    else:
+        raise ValueError(f"unknown split {split!r}; allowed: {', '.join(contracts.SPLITS)}")
+    seed = EVAL_SEED + contracts.SPLITS.index(split) * _TRAIN_SPLIT_SEED_OFFSET
+    indices = pool[eval_indices(len(pool), size, seed, split)]
     return contracts.EvalSet(
         dataset=dataset.name,
-        x=dataset.normalize(dataset.test_x[indices]),
-        y=dataset.test_y[indices].clone(),
+        x=dataset.normalize(images[indices]),
+        y=labels[indices].clone(),
         indices=indices,
         num_classes=dataset.num_classes,
+        split=split,
     )
 
 

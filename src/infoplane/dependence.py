@@ -1,8 +1,8 @@
 """The dependence stage: how much every layer Z depends on the input X and the label Y, on
 every snapshot of one run, each value with its evidence (the engine: `infoplane.estimators`).
 
-Reads the eval set (inputs X, labels Y) and the run's snapshot files and returns the run's
-`contracts.DEPENDENCE` table: one row per (epoch, layer, estimator setting), with the
+Reads the eval sets (inputs X, labels Y of each split) and the run's snapshot files and returns
+the run's `contracts.DEPENDENCE` table: one row per (split, epoch, layer, estimator setting), with the
 permutation null, excess, p-value, the nocco ceilings and the layer's scale diagnostics.
 The permutations are seeded by the run and the epoch, so results are reproducible.
 """
@@ -48,13 +48,14 @@ def null_seed(run: contracts.Run, epoch: int) -> int:
     return runtime.derived_seed(zlib.crc32(run.path.encode()), run.seed, epoch, _NULL_SEED)
 
 
-def _run_max(snapshot_paths: Sequence[Path], eval_set: contracts.EvalSet) -> list[float]:
-    """Per layer, its largest activation over all snapshots of the run (binning's run_max range)."""
-    peak: list[float] | None = None
-    for snap in contracts.read_snapshots(snapshot_paths, eval_set):
+def _run_max(snapshot_paths: Sequence[Path], eval_sets: Mapping[str, contracts.EvalSet]) -> dict[str, list[float]]:
+    """Per split and layer, its largest activation over all snapshots of the run (binning's run_max range)."""
+    peak: dict[str, list[float]] = {}
+    for snap in contracts.read_snapshots(snapshot_paths, eval_sets):
         values = [float(z.float().max()) for z in snap.layers]
-        peak = values if peak is None else [max(a, b) for a, b in zip(peak, values)]
-    return peak or []
+        old = peak.get(snap.split)
+        peak[snap.split] = values if old is None else [max(a, b) for a, b in zip(old, values)]
+    return peak
 
 
 def measure_snapshot(eval_set: contracts.EvalSet, snapshot: contracts.Snapshot, section: Mapping,
@@ -82,17 +83,21 @@ def measure_snapshot(eval_set: contracts.EvalSet, snapshot: contracts.Snapshot, 
     if "bin_range" in table:
         table["bin_range"] = [f"[{v[0]:g}, {v[1]:g}]" if isinstance(v, (list, tuple)) else v if isinstance(v, str)
                               else None for v in table["bin_range"]]
-    return table.assign(epoch=snapshot.epoch, **snapshot.run.columns())
+    return table.assign(epoch=snapshot.epoch, split=snapshot.split, **snapshot.run.columns())
 
 
-def measure_run(eval_set_path: Path, snapshot_paths: Sequence[Path], section: Mapping,
+def measure_run(eval_set_paths: Path | Sequence[Path], snapshot_paths: Sequence[Path], section: Mapping,
                 device: torch.device) -> pd.DataFrame:
-    """The dependence table of one run: every snapshot, every layer, every estimator setting."""
-    eval_set = contracts.read_eval_set(eval_set_path)
+    """The dependence table of one run: every split, snapshot, layer and estimator setting; each
+    snapshot measured against the eval set of its split."""
+    paths = [eval_set_paths] if isinstance(eval_set_paths, (str, Path)) else list(eval_set_paths)
+    eval_sets = contracts.read_eval_sets(paths)
     needs_run_max = any(s.get("bin_range") == "run_max" for s in settings(section))
-    run_max = _run_max(snapshot_paths, eval_set) if needs_run_max else None
-    snapshots = contracts.read_snapshots(snapshot_paths, eval_set)
-    references = estimators.ReferenceCache()  # the eval set's X and Y are the same for every snapshot
-    frames = [measure_snapshot(eval_set, snap, section, device, run_max, references)
+    run_max = _run_max(snapshot_paths, eval_sets) if needs_run_max else {}
+    snapshots = contracts.read_snapshots(snapshot_paths, eval_sets)
+    # a split's X and Y are the same for every snapshot of it: one cache per split
+    references = {split: estimators.ReferenceCache() for split in eval_sets}
+    frames = [measure_snapshot(eval_sets[snap.split], snap, section, device, run_max.get(snap.split),
+                               references[snap.split])
               for snap in tqdm(snapshots, desc="snapshots", mininterval=2.0, disable=False)]
     return contracts.DEPENDENCE.conform(pd.concat(frames, ignore_index=True))

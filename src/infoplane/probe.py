@@ -259,6 +259,7 @@ def probe_snapshot(snapshot: contracts.Snapshot, eval_set: contracts.EvalSet, se
         rows.append(
             {
                 **snapshot.run.columns(),
+                "split": snapshot.split,
                 "epoch": snapshot.epoch,
                 "layer": index,
                 "layer_name": str(name),
@@ -274,17 +275,18 @@ def probe_snapshot(snapshot: contracts.Snapshot, eval_set: contracts.EvalSet, se
     return pd.DataFrame(rows)
 
 
-def probe_run(eval_set_path: Path, snapshot_paths: Sequence[Path], settings: Mapping,
+def probe_run(eval_set_paths: Path | Sequence[Path], snapshot_paths: Sequence[Path], settings: Mapping,
               device: str | torch.device = "cpu") -> pd.DataFrame:
-    """All snapshot epochs of one run -> the run's `contracts.PROBES` table (the linear probe at
-    the epochs `settings["epochs"]` selects, the geometry at every one)."""
-    eval_set = contracts.read_eval_set(eval_set_path)
+    """All snapshot epochs of one run, every split -> the run's `contracts.PROBES` table (the linear
+    probe at the epochs `settings["epochs"]` selects, the geometry at every one); each snapshot is
+    probed on the eval set of its split."""
+    paths = [eval_set_paths] if isinstance(eval_set_paths, (str, Path)) else list(eval_set_paths)
+    eval_sets = contracts.read_eval_sets(paths)
     files = contracts.snapshot_files(snapshot_paths)
-    linear = set(files)
-    if settings["epochs"] == "ends":
-        linear = {files[0], files[-1]}
+    epochs = sorted({contracts.snapshot_epoch(f) for f in files})
+    linear = {epochs[0], epochs[-1]} if settings["epochs"] == "ends" else set(epochs)
     frames = [
-        probe_snapshot(snap, eval_set, settings, device, linear=file in linear)
-        for file, snap in zip(files, contracts.read_snapshots(files, eval_set))
+        probe_snapshot(snap, eval_sets[snap.split], settings, device, linear=snap.epoch in linear)
+        for snap in contracts.read_snapshots(files, eval_sets)
     ]
     return contracts.PROBES.conform(pd.concat(frames, ignore_index=True))

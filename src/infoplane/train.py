@@ -18,7 +18,7 @@ import logging
 import math
 import os
 import shutil
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -29,7 +29,7 @@ from tqdm import tqdm
 from . import config as config_mod
 from . import contracts, data, io, models, runtime
 from .contracts import Run
-from .errors import CorruptFileError, DivergedError
+from .errors import CorruptFileError, DivergedError, MismatchedInputsError
 from .modes import make_mode
 
 log = logging.getLogger("infoplane")
@@ -57,9 +57,10 @@ def _batches(n: int, batch_size: int, generator: torch.Generator | None, device:
 class Trainer:
     """Holds the data, model and mode of one run and walks its epochs."""
 
-    def __init__(self, run: Run, settings: Mapping, eval_set: contracts.EvalSet, device: torch.device,
-                 dataset: data.Dataset | None = None) -> None:
-        """`dataset`: the loaded data of `run.dataset` (default: load it; benchmarks pass synthetic data)."""
+    def __init__(self, run: Run, settings: Mapping, eval_sets: contracts.EvalSet | Mapping[str, contracts.EvalSet],
+                 device: torch.device, dataset: data.Dataset | None = None) -> None:
+        """`eval_sets`: the eval set of every split to snapshot (by split; one EvalSet: its split only).
+        `dataset`: the loaded data of `run.dataset` (default: load it; benchmarks pass synthetic data)."""
         self.run, self.settings, self.device = run, settings, device
         self.training = dict(settings["training"])
         #: resolved training.deterministic / training.precision for this device (logged, in the bench's table)
@@ -81,8 +82,9 @@ class Trainer:
         eval_n = min(self.training["train_eval_size"], len(self.train_y))
         gen = torch.Generator().manual_seed(runtime.derived_seed(run.seed, 0, _TRAIN_EVAL))
         self.train_eval_idx = torch.randperm(len(self.train_y), generator=gen)[:eval_n].sort().values.to(device)
-        self.eval_x = eval_set.x.to(device)
-        self.eval_indices = eval_set.indices
+        if isinstance(eval_sets, contracts.EvalSet):
+            eval_sets = {eval_sets.split: eval_sets}
+        self.eval_sets = {split: (e.x.to(device), e.indices) for split, e in eval_sets.items()}
 
         torch.manual_seed(run.seed)
         self.model = models.build(run.arch, dataset.in_shape, dataset.num_classes).to(device)
@@ -186,13 +188,14 @@ class Trainer:
         return rows
 
     @torch.no_grad()
-    def snapshot(self, epoch: int) -> contracts.Snapshot:
-        """Activations of every layer on the eval set, stored in the configured dtype."""
+    def snapshot(self, epoch: int, split: str = contracts.DECLARED_SPLIT) -> contracts.Snapshot:
+        """Activations of every layer on the eval set of `split`, stored in the configured dtype."""
         self.model.eval()
         dtype = getattr(torch, self.settings["snapshots"]["dtype"])
+        eval_x, eval_indices = self.eval_sets[split]
         chunks: list[list[torch.Tensor]] = []
-        for idx in _batches(len(self.eval_x), self.training["eval_batch_size"], None, self.device):
-            x = self.eval_x[idx].contiguous(memory_format=self.memory_format)
+        for idx in _batches(len(eval_x), self.training["eval_batch_size"], None, self.device):
+            x = eval_x[idx].contiguous(memory_format=self.memory_format)
             chunks.append([o.float().cpu() for o in self.model.layer_outputs(self.mode.eval_input(x))])
         layers = []
         for name, parts in zip(self.model.layer_names, zip(*chunks)):
@@ -205,7 +208,7 @@ class Trainer:
                 else:
                     raise DivergedError(f"run {self.run}: layer {name} has non-finite activations at epoch {epoch}")
             layers.append(stored)
-        return contracts.Snapshot(self.run, epoch, list(self.model.layer_names), layers, self.eval_indices)
+        return contracts.Snapshot(self.run, epoch, list(self.model.layer_names), layers, eval_indices, split)
 
     # -- checkpoint ---------------------------------------------------------------------
     def state(self, epoch: int, history: list[dict], signature: str) -> dict:
@@ -236,7 +239,7 @@ def compile_modules(model: torch.nn.Module, mode, compile_mode: str) -> None:
 def train_run(
     run: Run,
     settings: Mapping,
-    eval_set_path: Path,
+    eval_set_paths: Path | Sequence[Path],
     run_dir: Path,
     device: torch.device,
     stop_after: int | None = None,
@@ -245,14 +248,21 @@ def train_run(
 
     Writes the run's files (`contracts.RUN_FILES`) into its folder `run_dir`
     (results/train/<run>/ in the workflow)."""
-    eval_set = contracts.read_eval_set(eval_set_path)
+    paths = [eval_set_paths] if isinstance(eval_set_paths, (str, os.PathLike)) else list(eval_set_paths)
+    eval_sets = contracts.read_eval_sets(paths)
+    splits = list(settings["snapshots"].get("splits", [contracts.DECLARED_SPLIT]))
+    absent = [s for s in splits if s not in eval_sets]
+    if absent:
+        raise MismatchedInputsError(f"snapshots.splits asks for {absent}, but no eval set of that split was given "
+                                    f"(given: {sorted(eval_sets)}); pass its eval set (infoplane data --split)")
+    eval_sets = {s: eval_sets[s] for s in splits}
     epochs = settings["training"]["epochs"]
     snap_epochs = set(settings["snapshots"]["epochs"])
     signature = settings_signature(run, settings, device)
     state_path = contracts.run_file(run_dir, "checkpoint")
     staged = contracts.run_file(run_dir, "staged_snapshots")
 
-    trainer = Trainer(run, settings, eval_set, device)
+    trainer = Trainer(run, settings, eval_sets, device)
     start, history = 0, []
     if state_path.exists():
         try:
@@ -286,14 +296,18 @@ def train_run(
             log.info("stopping after epoch %d as asked", epoch)
             return None
 
-    for epoch in sorted(snap_epochs):
-        name = contracts.SNAPSHOT_NAME.format(epoch=epoch)
-        _publish(staged / name, contracts.run_file(run_dir, "snapshot", epoch=epoch))
+    for split in eval_sets:
+        for epoch in sorted(snap_epochs):
+            name = Path(split) / contracts.SNAPSHOT_NAME.format(epoch=epoch)
+            _publish(staged / name, contracts.run_file(run_dir, "snapshot", split=split, epoch=epoch))
     return contracts.METRICS.write(pd.DataFrame(history), contracts.run_file(run_dir, "metrics"))
 
 
 def _stage(trainer: Trainer, epoch: int, staged: Path) -> None:
-    contracts.write_snapshot(staged / contracts.SNAPSHOT_NAME.format(epoch=epoch), trainer.snapshot(epoch))
+    """Snapshot every split's eval set at `epoch` into the staging folder (staged/<split>/epoch<e>.pt)."""
+    for split in trainer.eval_sets:
+        file = staged / split / contracts.SNAPSHOT_NAME.format(epoch=epoch)
+        contracts.write_snapshot(file, trainer.snapshot(epoch, split))
 
 
 def _publish(src: Path, dst: Path) -> None:

@@ -148,7 +148,7 @@ def test_stage_settings_leave_out_what_does_not_change_numbers():
     config = ipconfig.load(REPO / "config.yaml")
     train = ipconfig.stage_settings(config, "train")
     assert "download" not in train["data"] and "device" not in train
-    assert train["snapshots"] == {"epochs": list(range(0, 11, 2)), "dtype": "float16"}
+    assert train["snapshots"] == {"epochs": list(range(0, 11, 2)), "dtype": "float16", "splits": ["test"]}
     assert ipconfig.stage_settings(config, "dependence") == config["dependence"]
 
 
@@ -170,6 +170,7 @@ LIST_CASES = {
     "data.augment": ("[hflip,crop]", ["hflip", "crop"]),
     "training.schedule.milestones": ("[1,2]", [1, 2]),
     "snapshots.epochs": ("[0,2]", [0, 2]),
+    "snapshots.splits": ("[test,train]", ["test", "train"]),
     "dependence.estimators": ("[nocco,cka]", ["nocco", "cka"]),
     "dependence.kernel_x": ("[gaussian,linear]", ["gaussian", "linear"]),
     "dependence.kernel_y": ("[onehot,linear]", ["onehot", "linear"]),

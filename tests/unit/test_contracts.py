@@ -30,12 +30,14 @@ def test_run_path_round_trips_and_bad_text_is_refused():
 
 def test_patterns_keep_unfilled_fields_as_wildcards_and_paths_need_all():
     assert contracts.pattern("snapshot", "results", epoch=4) == (
-        "results/train/{dataset}/{arch}/{mode}/seed{seed}/snapshots/epoch4.pt"
+        "results/train/{dataset}/{arch}/{mode}/seed{seed}/snapshots/{split}/epoch4.pt"
     )
     run = Run("d", "a", "m", 1)
     assert str(contracts.path("dependence", "out", run=run)) == "out/dependence/d/a/m/seed1.parquet"
-    with pytest.raises(ValueError, match=r"needs the fields \['epoch'\]"):
+    with pytest.raises(ValueError, match=r"needs the fields \['split', 'epoch'\]"):
         contracts.path("snapshot", "out", run=run)
+    assert str(contracts.path("snapshot", "out", run=run, split="train", epoch=2)) == (
+        "out/train/d/a/m/seed1/snapshots/train/epoch2.pt")
 
 
 def test_snapshot_files_are_found_in_a_folder_and_sorted_by_epoch(tmp_path):

@@ -76,12 +76,7 @@ def with_settings(frame: pd.DataFrame) -> pd.DataFrame:
     return C.with_settings(contracts.DEPENDENCE.conform(frame, "test"))
 
 
-@pytest.fixture(autouse=True)
-def low_resolution(monkeypatch):
-    """Figures at 40 dpi: rasterizing dominates these tests' time, and no check depends on it."""
-    from infoplane.paper import style
-
-    monkeypatch.setattr(style, "DPI", 40)
+pytestmark = pytest.mark.usefixtures("low_resolution")  # figures at 40 dpi (tests/conftest.py)
 
 
 @pytest.fixture

@@ -28,12 +28,7 @@ FAST = C.Options(n_perm=199)  # claim 5's draws, fewer for speed (smallest p 1/2
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
-@pytest.fixture(autouse=True)
-def low_resolution(monkeypatch):
-    """Figures at 40 dpi: rasterizing the figures dominates these tests' time, and no check depends on it."""
-    from infoplane.paper import style
-
-    monkeypatch.setattr(style, "DPI", 40)
+pytestmark = pytest.mark.usefixtures("low_resolution")  # figures at 40 dpi (tests/conftest.py)
 
 
 def inputs(**kwargs) -> Inputs:

@@ -43,7 +43,7 @@ def _train(root, eval_path, mode="layerwise-ce", arch="mlp", stop_after=None, se
 
 
 def _snapshot(root, epoch, mode="layerwise-ce", arch="mlp"):
-    return contracts.read_snapshot(contracts.path("snapshot", root, run=_run(mode, arch), epoch=epoch))
+    return contracts.read_snapshot(contracts.path("snapshot", root, run=_run(mode, arch), split="test", epoch=epoch))
 
 
 def test_resume_after_interruption_matches_uninterrupted_run(tmp_path, eval_path):
@@ -93,7 +93,7 @@ def test_snapshot_holds_every_layer_on_the_eval_set(tmp_path, eval_path):
     _train(tmp_path, eval_path, mode="e2e", arch="lenet5")
     run = _run("e2e", "lenet5")
     eval_set = contracts.read_eval_set(eval_path)
-    snap = contracts.read_snapshot(contracts.path("snapshot", tmp_path, run=run, epoch=3), eval_set)
+    snap = contracts.read_snapshot(contracts.path("snapshot", tmp_path, run=run, split="test", epoch=3), eval_set)
     model = build("lenet5", (1, 28, 28), 10)
     model.load_state_dict(contracts.read_checkpoint(contracts.path("checkpoint", tmp_path, run=run))["model"])
     model.eval()

@@ -92,7 +92,7 @@ def test_damaged_eval_set_the_fix_its_message_names_works(tmp_path):
     assert clean.returncode == 0, clean.stderr[-3000:]
     root = results(tmp_path)
     before = {name: pd.read_parquet(contracts.path("table", root, table=name)) for name in contracts.TABLES}
-    eval_set = contracts.path("eval_set", root, dataset="mnist5k")
+    eval_set = contracts.path("eval_set", root, dataset="mnist5k", split="test")
     eval_set.write_bytes(eval_set.read_bytes()[:300])
 
     failed = snakemake(tmp_path, configfile, "--cores", "2")
@@ -107,4 +107,4 @@ def test_damaged_eval_set_the_fix_its_message_names_works(tmp_path):
     contracts.read_eval_set(eval_set)
     for name, table in before.items():
         pd.testing.assert_frame_equal(pd.read_parquet(contracts.path("table", root, table=name)), table)
-    assert contracts.path("snapshot", root, run=Run("mnist5k", "mlp", "layerwise-ce", 0), epoch=2).exists()
+    assert contracts.path("snapshot", root, run=Run("mnist5k", "mlp", "layerwise-ce", 0), split="test", epoch=2).exists()

@@ -268,7 +268,7 @@ def test_a_stage_runs_by_hand_on_a_snapshot_folder_and_matches_the_rule(sweep, t
     run = Run("mnist5k", "mlp", "layerwise-ce", 0)
     out = tmp_path / "by_hand.parquet"
     done = subprocess.run(
-        [str(BIN / "infoplane"), "dependence", "--eval-set", str(contracts.path("eval_set", root, dataset="mnist5k")),
+        [str(BIN / "infoplane"), "dependence", "--eval-set", str(contracts.path("eval_set", root, dataset="mnist5k", split="test")),
          "--snapshots", str(contracts.path("snapshots", root, run=run)), "--out", str(out), "--device", "cpu",
          "--config", str(configfile)],
         capture_output=True, text=True, env=env(), cwd=workdir,
@@ -305,3 +305,34 @@ def test_every_estimator_runs_through_the_workflow_on_the_same_snapshots(tmp_pat
     binning = table[table["estimator"] == "binning"]
     assert (binning["saturation_bound"] == np.log2(128)).all() and (binning["value_xz"] <= 7 + 1e-9).all()
     assert (contracts.path("paper", results(tmp_path)) / "claims.md").exists()
+
+
+def test_both_splits_run_through_the_workflow(tmp_path):
+    """`snapshots.splits: [test, train]`: two eval sets, snapshots and table rows per split, the
+    test split's rows the same numbers as a test-only sweep's, and the train split as its own
+    rows of the robustness matrix and panel row of the information plane."""
+    config = copy.deepcopy(TINY)
+    config.update(modes=["e2e"], training={"epochs": 2, "batch_size": 64},
+                  snapshots={"every": 1, "eval_size": 256, "splits": ["test", "train"]})  # fmt: skip
+    done = snakemake(tmp_path, write_config(tmp_path, config), "--cores", "2")
+    assert done.returncode == 0, done.stderr[-4000:]
+    root = results(tmp_path)
+    run = Run("mnist5k", "mlp", "e2e", 0)
+    for split in ("test", "train"):
+        assert contracts.read_eval_set(contracts.path("eval_set", root, dataset="mnist5k", split=split)).split == split
+        assert contracts.path("snapshot", root, run=run, split=split, epoch=2).exists()
+    dependence = contracts.DEPENDENCE.read(contracts.path("table", root, table="dependence"))
+    probes = contracts.PROBES.read(contracts.path("table", root, table="probes"))
+    assert dependence.groupby("split").size().to_dict() == {"test": 3 * 5, "train": 3 * 5}
+    assert probes.groupby("split").size().to_dict() == {"test": 3 * 5, "train": 3 * 5}
+    # the test rows are what a sweep without the train split measures
+    config["snapshots"]["splits"] = ["test"]
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    done = snakemake(alone, write_config(alone, config), "--cores", "2")
+    assert done.returncode == 0, done.stderr[-4000:]
+    reference = contracts.DEPENDENCE.read(contracts.path("table", results(alone), table="dependence"))
+    pd.testing.assert_frame_equal(dependence[dependence["split"] == "test"].reset_index(drop=True), reference)
+    claims = contracts.CLAIMS.read(contracts.path("paper", root) / "claims.parquet")
+    assert claims["setting"].str.endswith(" · train split").any()
+    assert not claims.loc[claims["headline"], "setting"].str.contains("train split").any()

@@ -18,6 +18,7 @@ ipconfig.check(config)
 
 R = config["output_root"]
 SNAPSHOT_EPOCHS = ipconfig.snapshot_epochs(config)
+SPLITS = config["snapshots"]["splits"]
 RUNS = [
     contracts.Run(*point)
     for point in itertools.product(
@@ -53,8 +54,13 @@ def per_run(name):
 
 
 def snapshots():
-    """The snapshot files of one run (wildcards), one per snapshot epoch."""
-    return [path("snapshot", epoch=e) for e in SNAPSHOT_EPOCHS]
+    """The snapshot files of one run (wildcards), one per split and snapshot epoch."""
+    return [path("snapshot", split=s, epoch=e) for s in SPLITS for e in SNAPSHOT_EPOCHS]
+
+
+def eval_sets():
+    """The eval set of every snapshotted split of one data set (wildcard dataset)."""
+    return [path("eval_set", split=s) for s in SPLITS]
 
 
 def settings(stage):

@@ -7,7 +7,7 @@ rule data:
     output:
         path("eval_set"),
     log:
-        path("log", stage="data", job="{dataset}"),
+        path("log", stage="data", job="{dataset}/{split}"),
     conda:
         "../envs/infoplane.yaml"
     resources:
@@ -16,5 +16,6 @@ rule data:
     params:
         settings=settings("data"),
     shell:
-        "infoplane data --dataset {wildcards.dataset} --settings {params.settings:q}"
+        "infoplane data --dataset {wildcards.dataset} --split {wildcards.split}"
+        " --settings {params.settings:q}"
         " --out {output:q} > {log:q} 2>&1"

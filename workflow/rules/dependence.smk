@@ -3,7 +3,7 @@ from infoplane import packing
 
 rule dependence:
     input:
-        eval_set=path("eval_set"),
+        eval_sets=eval_sets(),
         snapshots=snapshots(),
     output:
         path("dependence"),
@@ -25,6 +25,6 @@ rule dependence:
         settings=settings("dependence"),
         device=config["device"],
     shell:
-        "infoplane dependence --eval-set {input.eval_set:q} --snapshots {input.snapshots:q}"
+        "infoplane dependence --eval-set {input.eval_sets:q} --snapshots {input.snapshots:q}"
         " --settings {params.settings:q} --out {output:q}"
         " --device {params.device} --threads {threads} > {log:q} 2>&1"

@@ -3,7 +3,7 @@ from infoplane import packing
 
 rule probe:
     input:
-        eval_set=path("eval_set"),
+        eval_sets=eval_sets(),
         snapshots=snapshots(),
     output:
         path("probe"),
@@ -25,6 +25,6 @@ rule probe:
         settings=settings("probe"),
         device=config["device"],
     shell:
-        "infoplane probe --eval-set {input.eval_set:q} --snapshots {input.snapshots:q}"
+        "infoplane probe --eval-set {input.eval_sets:q} --snapshots {input.snapshots:q}"
         " --settings {params.settings:q} --out {output:q}"
         " --device {params.device} --threads {threads} > {log:q} 2>&1"

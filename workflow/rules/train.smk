@@ -3,7 +3,7 @@ from infoplane import packing
 
 rule train:
     input:
-        eval_set=path("eval_set"),
+        eval_sets=eval_sets(),
     output:
         snapshots=snapshots(),
         metrics=path("metrics"),
@@ -27,6 +27,6 @@ rule train:
         device=config["device"],
         run_dir=lambda wildcards, output: os.path.dirname(output.metrics),
     shell:
-        "infoplane train --run {params.run:q} --eval-set {input.eval_set:q}"
+        "infoplane train --run {params.run:q} --eval-set {input.eval_sets:q}"
         " --settings {params.settings:q} --out-dir {params.run_dir:q}"
         " --device {params.device} --threads {threads} > {log:q} 2>&1"

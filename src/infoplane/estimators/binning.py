@@ -117,10 +117,6 @@ class BinningEstimator(MIEstimator):
             self.name, "y", y.shape[0], y.shape[1], key, {"classes": classes, "n_classes": classes.max() + 1}
         )
 
-    def bin_edges_range(self, z: torch.Tensor, setting: Mapping | None) -> tuple[float, float]:
-        """The [lo, hi] the setting bins z over."""
-        return self._range(z, self.resolve_setting(setting))
-
     @staticmethod
     def _range(z: torch.Tensor, s: dict) -> tuple[float, float]:
         if s["bin_range"] == "snapshot":

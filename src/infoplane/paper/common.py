@@ -193,6 +193,23 @@ class Inputs:
         tables = {name: t.read(contracts.table_file(tables_dir, name)) for name, t in contracts.TABLES.items()}
         return cls.from_frames(tables["metrics"], tables["dependence"], tables["probes"])
 
+    def splits(self) -> list[str]:
+        """The splits measured (dependence or probes), in `contracts.SPLITS` order."""
+        found = {str(s) for t in (self.dependence, self.probes) for s in t["split"].unique()}
+        return [s for s in contracts.SPLITS if s in found]
+
+    def declared_split(self) -> str:
+        """The split the claims and the single-split outputs use: `contracts.DECLARED_SPLIT` (test)
+        when measured, else the first split measured."""
+        splits = self.splits()
+        return contracts.DECLARED_SPLIT if contracts.DECLARED_SPLIT in splits or not splits else splits[0]
+
+    def for_split(self, split: str) -> Inputs:
+        """These tables with the dependence and probe rows of one split only (metrics unchanged:
+        they are per run, measured on their own samples)."""
+        return Inputs(self.metrics, self.dependence[self.dependence["split"] == split],
+                      self.probes[self.probes["split"] == split])  # fmt: skip
+
     def settings(self) -> list[tuple[str, str]]:
         """(label, slug) of every estimator setting, sorted by label."""
         pairs = self.dependence[["setting", "setting_slug"]].drop_duplicates().sort_values("setting")
@@ -218,9 +235,15 @@ class Inputs:
         if len(self.probes):
             sizes = self.probes[["probe_train_size", "probe_test_size"]].drop_duplicates().iloc[0]
             probe = f" · linear probe: {sizes.probe_train_size} train / {sizes.probe_test_size} test samples"
+        splits = self.splits()
+        split_text = ""
+        if len(splits) > 1 or (splits and splits[0] != contracts.DECLARED_SPLIT):
+            others = [s for s in splits if s != self.declared_split()]
+            split_text = f" · eval sets: {self.declared_split()} split (claims and tables)" + (
+                f", {', '.join(others)} split (robustness rows, information-plane rows, tables 6 and 7)" if others else "")
         return (
             f"Experiment `{experiment}` · dependence estimator: {settings} · {count_text} "
-            f"(seeds {', '.join(map(str, seeds))}){probe}"
+            f"(seeds {', '.join(map(str, seeds))}){probe}{split_text}"
         )
 
 

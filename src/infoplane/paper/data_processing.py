@@ -34,11 +34,11 @@ from .render import Display, Section
 #: An increase is a violation when larger than this many (bounded) standard errors of the difference.
 NOISE_SD = 2.0
 
-_KEYS = ["setting", "estimator", "unit", *contracts.RUN_KEYS, "epoch"]
+_KEYS = ["setting", "estimator", "unit", *contracts.RUN_KEYS, "split", "epoch"]
 
 
 def check(dependence: pd.DataFrame) -> pd.DataFrame:
-    """One row per estimator setting × run × snapshot epoch × quantity (xz, yz) × pair of
+    """One row per estimator setting × run × split × snapshot epoch × quantity (xz, yz) × pair of
     consecutive layers (l, l + 1): the `contracts.DATA_PROCESSING` table. `dependence` is the
     dependence table with `setting` labels (`paper.common.with_settings`)."""
     rows = []
@@ -71,9 +71,9 @@ def check(dependence: pd.DataFrame) -> pd.DataFrame:
 
 
 def summary(checked: pd.DataFrame) -> pd.DataFrame:
-    """Per setting × dataset × arch × mode × quantity: pairs checked, determined, violations and
-    their share, the median and largest violation (increase, and increase / value of layer l)."""
-    keys = ["setting", "estimator", "unit", "law", *GROUP, "mode", "quantity"]
+    """Per setting × dataset × arch × mode × split × quantity: pairs checked, determined, violations
+    and their share, the median and largest violation (increase, and increase / value of layer l)."""
+    keys = ["setting", "estimator", "unit", "law", *GROUP, "mode", "split", "quantity"]
     rows = []
     for key, part in checked.groupby(keys, sort=True, dropna=False):
         bad = part[part["violation"]]
@@ -128,6 +128,8 @@ def table_data_processing(inputs, header: str) -> tuple[pd.DataFrame, Display]:
     estimator setting (Parquet: every checked pair, `contracts.DATA_PROCESSING`)."""
     checked = check(inputs.dependence)
     table = summary(checked)
+    split_order = {s: i for i, s in enumerate(contracts.SPLITS)}
+    several = table["split"].nunique() > 1
     sections = []
     order = {e: i for i, e in enumerate(estimator_order(table["estimator"]))}
     for setting, block in sorted(table.groupby("setting", sort=True), key=lambda kv: order[kv[1]["estimator"].iloc[0]]):
@@ -135,17 +137,21 @@ def table_data_processing(inputs, header: str) -> tuple[pd.DataFrame, Display]:
         rows, bold = [], []
         for (dataset, arch), group in block.groupby(GROUP, sort=True):
             for mode in mode_order(group["mode"]):
-                for r in group[group["mode"] == mode].sort_values("quantity").itertuples():
+                part = group[group["mode"] == mode]
+                part = part.assign(_order=part["split"].map(split_order)).sort_values(["_order", "quantity"])
+                for r in part.itertuples():
                     target = "X" if r.quantity == "xz" else "Y"
                     count = f"{r.violations} / {r.determined}" + (f" ({r.share:.0%})" if r.determined else "")
                     if r.pairs > r.determined:
                         count += f"; {r.pairs - r.determined} undetermined"
                     size = "–" if not r.violations else f"{r.median_increase:.3g} / {r.max_increase:.3g}"
                     relative = "–" if not np.isfinite(r.max_relative_increase) else f"{r.max_relative_increase:.0%}"
-                    rows.append([dataset, arch, mode, f"on {target}", count, size, relative])
-                    bold.append([False] * 4 + [law and r.violations > 0, False, False])
+                    split = [r.split] if several else []
+                    rows.append([dataset, arch, mode, *split, f"on {target}", count, size, relative])
+                    bold.append([False] * (4 + len(split)) + [law and r.violations > 0, False, False])
         kind = "a mutual information: the inequality is a law" if law else "not a mutual information: no law"
-        sections.append(Section(["dataset", "arch", "mode", "dependence", "violations / pairs checked",
+        sections.append(Section(["dataset", "arch", "mode", *(["split"] if several else []), "dependence",
+                                 "violations / pairs checked",
                                  "increase: median / max", "max increase / value"], rows, bold,
                                 title=f"estimator: {setting} ({kind})"))  # fmt: skip
     display = Display(

@@ -50,6 +50,7 @@ from matplotlib.collections import LineCollection, PatchCollection
 from matplotlib.patches import Rectangle
 from matplotlib.ticker import MaxNLocator
 
+from .. import contracts
 from . import data_processing
 from .common import GROUP, RUN, Inputs, block_quantity_label, compression, compression_summary, final_rows
 from .common import generalization_gap, has_null, middle_layers, mode_order, null_band_text, primary_settings
@@ -156,24 +157,28 @@ def _saturation_line(ax, block: pd.DataFrame) -> None:
 
 
 def infoplane(block: pd.DataFrame, title: str, path: Path, excess: bool = False) -> Path:
-    """One panel per mode; x = dependence on X, y = on Y (value or excess); colour = epoch; the
-    null band of every point in grey."""
+    """One panel per mode (columns) and split (rows: test, then train, where measured); x =
+    dependence on X, y = on Y (value or excess); colour = epoch; the null band of every point in
+    grey. All panels share their axes, so the splits compare at a glance."""
     modes = mode_order(block["mode"])
-    mean = evidence_means(block, ["mode", "layer", "layer_name", "epoch"], excess)
+    splits = [s for s in contracts.SPLITS if s in set(block["split"])]
+    mean = evidence_means(block, ["split", "mode", "layer", "layer_name", "epoch"], excess)
     norm, cmap = _epoch_norm(mean), plt.get_cmap(EPOCH_CMAP)
-    fig, axes = plt.subplots(
-        1, len(modes), figsize=(5.2 * len(modes) + 1, 4.8), sharex=True, sharey=True, squeeze=False, layout="constrained"
-    )
+    fig, axes = plt.subplots(len(splits), len(modes), figsize=(5.2 * len(modes) + 1, 4.8 * len(splits)),
+                             sharex=True, sharey=True, squeeze=False, layout="constrained")  # fmt: skip
     markers = _layer_markers(mean)
-    for ax, mode in zip(axes[0], modes):
-        _plane_panel(ax, mean[mean["mode"] == mode], markers, norm, cmap)
-        _saturation_line(ax, block)
-        ax.set_title(mode)
+    for row, split in enumerate(splits):
+        for ax, mode in zip(axes[row], modes):
+            _plane_panel(ax, mean[(mean["mode"] == mode) & (mean["split"] == split)], markers, norm, cmap)
+            _saturation_line(ax, block)
+            ax.set_title(f"{mode} · {split} split" if len(splits) > 1 else mode)
+        axes[row][0].set_ylabel(block_quantity_label(block, "y", excess=excess))
+    for ax in axes[-1]:
         ax.set_xlabel(block_quantity_label(block, "x", excess=excess))
-    axes[0][0].set_ylabel(block_quantity_label(block, "y", excess=excess))
     with_null = has_null(block, "x") or has_null(block, "y")
     axes[0][-1].legend(handles=_plane_legend(markers, with_null), loc="best", fontsize=7)
-    bar = fig.colorbar(plt.cm.ScalarMappable(norm=norm, cmap=cmap), ax=axes[0].tolist(), label="epoch", shrink=0.9)
+    bar = fig.colorbar(plt.cm.ScalarMappable(norm=norm, cmap=cmap), ax=axes.ravel().tolist(), label="epoch",
+                       shrink=0.9)  # fmt: skip
     bar.ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     band = f"; light grey: {null_band_text(block)}" if with_null else "; no permutation null in the table"
     fig.suptitle(_wrap(f"{title}; {_seeds_text(block)}{band}", 40 * len(modes) + 20), fontsize=10)
@@ -402,7 +407,9 @@ def make_figures(inputs: Inputs, out: Path) -> list[Path]:
     for kind in KINDS:  # every kind has its folder, even when there is nothing to draw
         (out / kind).mkdir(parents=True, exist_ok=True)
     written = []
-    dependence = inputs.dependence
+    every_split = inputs.dependence  # the information planes draw one panel row per split
+    main = inputs.for_split(inputs.declared_split())  # every other figure: the declared split
+    dependence = main.dependence
     comp = compression(dependence) if len(dependence) else None
     gap = generalization_gap(inputs.metrics)
     sweeps = sensitivity_sweeps(dependence) if len(dependence) else []
@@ -414,9 +421,11 @@ def make_figures(inputs: Inputs, out: Path) -> list[Path]:
         for (dataset, arch), group in block.groupby(GROUP, sort=True):
             stem = f"{dataset}_{arch}_{slug}.png"
             where = f"{dataset} / {arch}; estimator: {setting}"
+            planes = every_split[(every_split["setting_slug"] == slug) & (every_split["dataset"] == dataset)
+                                 & (every_split["arch"] == arch)]  # fmt: skip
             for excess, suffix in ((False, ""), (True, "_excess")):
                 name = "excess of the " if excess else ""
-                written.append(infoplane(group, f"Information plane ({name}dependence), {where}",
+                written.append(infoplane(planes, f"Information plane ({name}dependence), {where}",
                                          out / f"infoplane{suffix}" / stem, excess=excess))
                 written.append(dependence_vs_epoch(group, f"Dependence vs epoch ({name}value), {where}",
                                                    out / f"dependence{suffix}" / stem, excess=excess))
@@ -445,7 +454,7 @@ def make_figures(inputs: Inputs, out: Path) -> list[Path]:
     for (dataset, arch), group in inputs.metrics.groupby(GROUP, sort=True):
         title = f"Test accuracy vs epoch, {dataset} / {arch}"
         written.append(accuracy_vs_epoch(group, title, out / "accuracy" / f"{dataset}_{arch}.png"))
-    for (dataset, arch), group in inputs.probes.groupby(GROUP, sort=True):
+    for (dataset, arch), group in main.probes.groupby(GROUP, sort=True):
         written.append(
             separability(group, f"Linear separability vs depth, {dataset} / {arch}", out / "separability" / f"{dataset}_{arch}.png")
         )

@@ -95,14 +95,20 @@ def _num(value: float, fmt: str = ".3g") -> str:
 
 def table_geometry(inputs: Inputs, header: str) -> tuple[pd.DataFrame, Display]:
     """Table 7: per layer and mode, the compression verdict of the dependence on X beside what the
-    class clustering NC1 does over the same epochs, at each estimator's paper-default setting
-    (Parquet: every setting)."""
-    tidy = alignment(inputs.dependence, inputs.probes)
+    class clustering NC1 does over the same epochs, at each estimator's paper-default setting, for
+    every split measured (Parquet: every setting, a `split` column)."""
+    splits = inputs.splits()
+    parts = [alignment(one.dependence, one.probes).assign(split=split)
+             for split, one in ((s, inputs.for_split(s)) for s in splits)]  # fmt: skip
+    tidy = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=[*_ALIGN_COLUMNS, "split"])
     primaries = primary_settings(inputs.dependence) if len(inputs.dependence) else {}
     shown = tidy[tidy["setting_slug"].isin(primaries.values())]
     sections = []
-    for estimator in [e for e in primaries if e in set(shown["estimator"])]:
-        block = shown[shown["estimator"] == estimator]
+    for split, estimator in [(sp, e) for sp in splits for e in primaries if e in set(shown["estimator"])]:
+        block = shown[(shown["estimator"] == estimator) & (shown["split"] == split)]
+        if not len(block):
+            continue
+        on = f" · {split} split" if len(splits) > 1 else ""
         rows, bold = [], []
         for (dataset, arch), group in block.groupby(GROUP, sort=True):
             for mode in mode_order(group["mode"]):
@@ -116,7 +122,7 @@ def table_geometry(inputs: Inputs, header: str) -> tuple[pd.DataFrame, Display]:
                     bold.append([False] * 8 + [r.verdict == "falls" and r.clustering == "tightens"])
         sections.append(Section(["dataset", "arch", "mode", "layer", "dependence on X", "compression phase",
                                  "NC1 first / peak / last", "k-NN % peak / last", "clustering in the phase"],
-                                rows, bold, title=f"estimator: {block['setting'].iloc[0]}"))  # fmt: skip
+                                rows, bold, title=f"estimator: {block['setting'].iloc[0]}{on}"))  # fmt: skip
     display = Display(
         "Table 7: compression of the dependence on X beside the class clustering NC1 of the same layer",
         header,
@@ -193,17 +199,20 @@ def geometry_figure(block: pd.DataFrame, probes: pd.DataFrame, title: str, path:
 
 
 def geometry_figures(inputs: Inputs, out: Path) -> list[Path]:
-    """figures/geometry/<dataset>_<arch>.png for every dataset × arch with dependence and nc1."""
+    """figures/geometry/<dataset>_<arch>.png for every dataset × arch with dependence and nc1, on
+    the declared split; <dataset>_<arch>_<split>.png on each other split measured."""
     out = Path(out) / KIND
     out.mkdir(parents=True, exist_ok=True)
-    dependence, probes = inputs.dependence, inputs.probes
-    if not len(dependence) or not len(probes) or probes["nc1"].isna().all():
-        return []
-    headline = _headline(dependence)
     written = []
-    for (dataset, arch), block in headline.groupby(GROUP, sort=True):
-        part = probes[(probes["dataset"] == dataset) & (probes["arch"] == arch)]
-        if len(part) and part["nc1"].notna().any():
-            title = f"Class clustering beside the information plane, {dataset} / {arch}"
-            written.append(geometry_figure(block, part, title, out / f"{dataset}_{arch}.png"))
+    for split in inputs.splits():
+        one = inputs.for_split(split)
+        dependence, probes = one.dependence, one.probes
+        if not len(dependence) or not len(probes) or probes["nc1"].isna().all():
+            continue
+        suffix, on = ("", "") if split == inputs.declared_split() else (f"_{split}", f", {split} split")
+        for (dataset, arch), block in _headline(dependence).groupby(GROUP, sort=True):
+            part = probes[(probes["dataset"] == dataset) & (probes["arch"] == arch)]
+            if len(part) and part["nc1"].notna().any():
+                title = f"Class clustering beside the information plane, {dataset} / {arch}{on}"
+                written.append(geometry_figure(block, part, title, out / f"{dataset}_{arch}{suffix}.png"))
     return written

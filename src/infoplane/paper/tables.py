@@ -236,6 +236,9 @@ def _verdict_cell(row) -> str:
     return str(row.verdict)
 
 
+#: Tables that read every split measured (a `split` column); the others read the declared split.
+PER_SPLIT = ("table6_data_processing", "table7_geometry")
+
 TABLES: dict[str, Callable[[Inputs, str], tuple[pd.DataFrame, Display]]] = {
     "table1_accuracy": table_accuracy,
     "table2_separability": table_separability,

@@ -1,6 +1,7 @@
 """What a reader sees of the claims: every claim under every estimator setting, the headline.
 
-`evaluate` runs every registered claim under every estimator setting present, adds the same
+`evaluate` runs every registered claim under every estimator setting present (on the declared
+split; each other split measured adds its settings as "<setting> · <split> split"), adds the same
 statistic on the raw values (`raw_*`, reported, never deciding), picks the headline setting (the
 paper's protocol when measured), and condenses: the matrix setting x claim of verdicts, "holds
 under k of n settings; fails under j" per claim, one summary line per claim. `write_claims`
@@ -82,6 +83,20 @@ class ClaimsReport:
     summaries: pd.DataFrame
 
 
+def split_settings(dependence: pd.DataFrame, declared: str) -> pd.DataFrame:
+    """The dependence rows with every split but `declared` made a setting of its own ("<setting> ·
+    train split"): the claims are decided on the declared split, and another split's verdicts are
+    extra rows of the robustness matrix, never the headline."""
+    other = dependence["split"].astype(str) != declared
+    if not other.any():
+        return dependence
+    out = dependence.copy()
+    split = out.loc[other, "split"].astype(str)
+    out.loc[other, "setting"] = out.loc[other, "setting"] + " · " + split + " split"
+    out.loc[other, "setting_slug"] = out.loc[other, "setting_slug"] + "-" + split
+    return out
+
+
 def _without_evidence(dependence: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
     """Drop the settings with rows measured without permutations (no null, so no excess to judge)."""
     if dependence.empty or "permutations" not in dependence:
@@ -120,7 +135,8 @@ def _with_raw(results: pd.DataFrame, raw: pd.DataFrame) -> pd.DataFrame:
 def evaluate(inputs: Inputs, options: Options = Options()) -> ClaimsReport:
     """Every claim under every estimator setting present, with the raw companions, the headline
     setting, the robustness matrix and lines, and one summary line per claim."""
-    dependence, left_out = _without_evidence(inputs.dependence)
+    declared = inputs.declared_split()
+    dependence, left_out = _without_evidence(split_settings(inputs.dependence, declared))
     results, differences = evaluate_claims(dependence, inputs.metrics, options)
     raw = pd.DataFrame(columns=RESULT_COLUMNS)
     if len(dependence):
@@ -129,11 +145,12 @@ def evaluate(inputs: Inputs, options: Options = Options()) -> ClaimsReport:
     results = _with_raw(results, raw)
 
     measured = sorted(set(dependence["setting"])) if len(dependence) else []
-    protocol = protocol_setting(dependence)
+    on_declared = dependence[dependence["split"] == declared] if len(dependence) else dependence
+    protocol = protocol_setting(on_declared)
     if protocol is not None:
         headline, note = protocol, f"the paper's protocol ({PROTOCOL_TEXT})"
     elif measured:
-        headline = measured[0]
+        headline = sorted(set(on_declared["setting"]))[0] if len(on_declared) else measured[0]
         note = f"the paper's protocol ({PROTOCOL_TEXT}) was not measured; the first setting is used"
     else:
         headline, note = NO_SETTING, "no dependence setting was measured"
