@@ -113,7 +113,12 @@ class ForwardForward(Mode):
 
     - Goodness g = mean squared activation of the block output; loss
       ½[softplus(θ − g_pos) + softplus(g_neg − θ)] with θ = `training.ff_threshold` (2.0),
-      the negative log-likelihood of p(positive) = σ(g − θ).
+      the negative log-likelihood of p(positive) = σ(g − θ). A conv map's goodness,
+      `training.ff_goodness` (`losses.goodness`): `mean_square` over every channel and
+      position (Hinton), or each channel pooled over its positions first (`channel_mean`,
+      `channel_max`); `auto` (default): `channel_max` when the first block convolves. The mean
+      of local squares asks every patch whether the digit matches the label, which no patch
+      can tell; the max asks whether the channel's feature appears anywhere.
     - Label embedding, `training.ff_label_embedding`:
       `pixels`: the first C pixels (row-major from the top-left corner) of every channel of
       the normalized image are replaced by the one-hot label times v, as in the paper's MNIST
@@ -123,9 +128,10 @@ class ForwardForward(Mode):
       block is translation-equivariant with a small receptive field: under `pixels` only the
       output positions near the top-left corner see the label, and the goodness, a mean over
       all positions, barely depends on it (docs/training-modes.md has the measurement); a
-      wave is readable, by its orientation, from every patch. v is the image's own maximum
-      value (the paper's "on" pixel is the brightest intensity; in normalized units that
-      depends on the data set), or the constant `training.ff_label_value` when set.
+      wave is readable, by its orientation, from every patch. v is the constant
+      `training.ff_label_value` when set; else, under `pixels`, the image's own maximum value
+      (the paper's "on" pixel is the brightest intensity; in normalized units that depends
+      on the data set), and under `waves` `WAVE_AMPLITUDE` = 1.
     - Negatives: the same images with a label drawn uniformly from the C − 1 wrong classes,
       from torch's global generator (the trainer reseeds it every epoch).
     - Between blocks, each block's input (and the classifier's) is rescaled to unit mean
