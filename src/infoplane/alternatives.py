@@ -80,6 +80,11 @@ class SignalPropagation(Mode):
 #: Wavelength, in pixels, of the `waves` label embedding (measured on LeNet5/mnist5k against 4 px,
 #: docs/training-modes.md).
 WAVELENGTH = 7.0
+#: Default amplitude v of the `waves` label (`training.ff_label_value: null`): 1, the standard
+#: deviation of the normalized data, so the label varies the image as much as the digits do; the
+#: image's maximum (~2.8 on MNIST), the `pixels` default, drowned the digit (chosen on 600 held-out
+#: training images, docs/training-modes.md).
+WAVE_AMPLITUDE = 1.0
 
 
 def label_waves(num_classes: int, height: int, width: int, wavelength: float = WAVELENGTH) -> torch.Tensor:
@@ -108,7 +113,12 @@ class ForwardForward(Mode):
 
     - Goodness g = mean squared activation of the block output; loss
       ½[softplus(θ − g_pos) + softplus(g_neg − θ)] with θ = `training.ff_threshold` (2.0),
-      the negative log-likelihood of p(positive) = σ(g − θ).
+      the negative log-likelihood of p(positive) = σ(g − θ). A conv map's goodness,
+      `training.ff_goodness` (`losses.goodness`): `mean_square` over every channel and
+      position (Hinton), or each channel pooled over its positions first (`channel_mean`,
+      `channel_max`); `auto` (default): `channel_max` when the first block convolves. The mean
+      of local squares asks every patch whether the digit matches the label, which no patch
+      can tell; the max asks whether the channel's feature appears anywhere.
     - Label embedding, `training.ff_label_embedding`:
       `pixels`: the first C pixels (row-major from the top-left corner) of every channel of
       the normalized image are replaced by the one-hot label times v, as in the paper's MNIST
@@ -118,9 +128,10 @@ class ForwardForward(Mode):
       block is translation-equivariant with a small receptive field: under `pixels` only the
       output positions near the top-left corner see the label, and the goodness, a mean over
       all positions, barely depends on it (docs/training-modes.md has the measurement); a
-      wave is readable, by its orientation, from every patch. v is the image's own maximum
-      value (the paper's "on" pixel is the brightest intensity; in normalized units that
-      depends on the data set), or the constant `training.ff_label_value` when set.
+      wave is readable, by its orientation, from every patch. v is the constant
+      `training.ff_label_value` when set; else, under `pixels`, the image's own maximum value
+      (the paper's "on" pixel is the brightest intensity; in normalized units that depends
+      on the data set), and under `waves` `WAVE_AMPLITUDE` = 1.
     - Negatives: the same images with a label drawn uniformly from the C − 1 wrong classes,
       from torch's global generator (the trainer reseeds it every epoch).
     - Between blocks, each block's input (and the classifier's) is rescaled to unit mean
@@ -146,7 +157,7 @@ class ForwardForward(Mode):
       has no per-layer heads.
     """
 
-    keys = ("ff_threshold", "ff_label_value", "ff_label_embedding", "ff_readout", "ff_goodness_blocks")
+    keys = ("ff_threshold", "ff_label_value", "ff_label_embedding", "ff_readout", "ff_goodness_blocks", "ff_goodness")
     #: largest number of (image, candidate label) samples forwarded at once by `goodness_scores`
     predict_max_samples = 16384
 
@@ -166,15 +177,20 @@ class ForwardForward(Mode):
             raise ValueError(f"mode 'ff' needs at least 2 classes to draw wrong labels, got {self.num_classes}")
         if len(model.in_shape) != 3:
             raise ValueError(f"mode 'ff' embeds the label in images; input shape {model.in_shape} is not C×H×W")
+        convolves = any(isinstance(m, nn.Conv2d) for m in model.blocks[0].modules())
         self.embedding = self.option("ff_label_embedding")
         if self.embedding == "auto":
-            self.embedding = "waves" if any(isinstance(m, nn.Conv2d) for m in model.blocks[0].modules()) else "pixels"
+            self.embedding = "waves" if convolves else "pixels"
         if self.embedding == "pixels" and model.in_shape[1] * model.in_shape[2] < self.num_classes:
             raise ValueError(
                 f"mode 'ff' embeds the label in the first {self.num_classes} pixels of each channel; "
                 f"input shape {model.in_shape} has too few (needs H·W >= {self.num_classes}); "
                 f"set training.ff_label_embedding: waves"
             )
+        #: how the goodness reduces a conv map (`losses.FF_GOODNESS`)
+        self.goodness_conv = self.option("ff_goodness")
+        if self.goodness_conv == "auto":
+            self.goodness_conv = "channel_max" if convolves else "mean_square"
         #: (C, H, W) class patterns under `waves`, None under `pixels`
         self.waves = None
         if self.embedding == "waves":
@@ -189,7 +205,9 @@ class ForwardForward(Mode):
         """`x` with the label `code` (B, C), scaled by v: in its first C pixels per channel
         (`pixels`) or as the code-weighted sum of the class waves added to every channel."""
         value = self.option("ff_label_value")
-        if value is None:
+        if value is None and self.waves is not None:
+            value = WAVE_AMPLITUDE
+        elif value is None:
             value = x.flatten(1).amax(dim=1, keepdim=True)
         if self.waves is None:
             return losses.embed_label(x, code * value)
@@ -209,7 +227,7 @@ class ForwardForward(Mode):
         out = {}
         for k, block in enumerate(self.model.blocks):
             h = block(h.detach())
-            good = losses.goodness(h[: 2 * b])
+            good = losses.goodness(h[: 2 * b], self.goodness_conv)
             out[k] = losses.ff_loss(good[:b], good[b:], threshold)
         out[len(self.model.blocks)] = F.cross_entropy(self.model.classifier(h[2 * b :].detach()), y)
         return out
@@ -241,6 +259,6 @@ class ForwardForward(Mode):
             for k, block in enumerate(self.model.blocks):
                 h = block(h)
                 if k >= first:
-                    total = total + losses.goodness(h)
+                    total = total + losses.goodness(h, self.goodness_conv)
             scores.append(total.view(c, b).T)
         return torch.cat(scores)

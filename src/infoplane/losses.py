@@ -153,9 +153,26 @@ def sigprop_loss(data: torch.Tensor, signals: torch.Tensor, labels: torch.Tensor
     return F.cross_entropy(prototype_logits(data, signals), labels)
 
 
-def goodness(z: torch.Tensor) -> torch.Tensor:
-    """Forward-forward goodness per sample: the mean squared activation."""
-    return z.float().pow(2).flatten(1).mean(dim=1)
+#: How forward-forward's goodness reduces a conv map (B, C, H, W); any other output is a vector
+#: and its goodness is always its mean square. `mean_square`: the mean squared activation over
+#: every channel and position (Hinton 2022), a mean of local terms; `channel_mean` /
+#: `channel_max`: each channel is first pooled over its positions (mean / max), then the mean
+#: square over the channels, so the goodness does not depend on where in the map a channel fires.
+FF_GOODNESS = ("mean_square", "channel_mean", "channel_max")
+
+
+def goodness(z: torch.Tensor, conv: str = "mean_square") -> torch.Tensor:
+    """Forward-forward goodness per sample (B,), float32: the mean square of the output, after
+    pooling each channel of a conv map over its positions unless `conv` is `mean_square`."""
+    z = z.float()
+    if z.dim() == 4 and conv != "mean_square":
+        if conv == "channel_mean":
+            z = z.mean(dim=(2, 3))
+        elif conv == "channel_max":
+            z = z.amax(dim=(2, 3))
+        else:
+            raise ValueError(f"unknown ff goodness {conv!r}; allowed: {', '.join(FF_GOODNESS)}")
+    return z.pow(2).flatten(1).mean(dim=1)
 
 
 def ff_loss(good_pos: torch.Tensor, good_neg: torch.Tensor, threshold: float) -> torch.Tensor:

@@ -57,6 +57,7 @@ SUPCON_VIEWS = ("authors", "flip")
 FF_READOUTS = ("goodness", "softmax")
 FF_GOODNESS_BLOCKS = ("all", "all_but_first")
 FF_LABEL_EMBEDDINGS = ("auto", "pixels", "waves")
+FF_GOODNESS = ("auto", *losses.FF_GOODNESS)
 
 #: String options of the `training` section and the values each allows (the code dispatches
 #: on them, so they are owned here and checked by `check_option`; the schema holds defaults
@@ -67,6 +68,7 @@ CHOICE_OPTIONS: dict[str, tuple[str, ...]] = {
     "ff_readout": FF_READOUTS,
     "ff_goodness_blocks": FF_GOODNESS_BLOCKS,
     "ff_label_embedding": FF_LABEL_EMBEDDINGS,
+    "ff_goodness": FF_GOODNESS,
 }
 
 

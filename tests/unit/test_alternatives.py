@@ -14,8 +14,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from infoplane import config
-from infoplane.alternatives import ForwardForward, label_waves
+from infoplane import config, losses
+from infoplane.alternatives import WAVE_AMPLITUDE, ForwardForward, label_waves
 from infoplane.models import BlockNet, build
 from infoplane.modes import make_mode
 
@@ -31,6 +31,79 @@ def test_auto_embedding_is_waves_for_a_conv_first_block_and_pixels_otherwise():
     assert _ff(build("mlp", (1, 28, 28), 10)).embedding == "pixels"
     assert _ff(build("lenet5", (1, 28, 28), 10), ff_label_embedding="pixels").embedding == "pixels"
     assert _ff(build("mlp", (1, 28, 28), 10), ff_label_embedding="waves").embedding == "waves"
+
+
+def test_auto_goodness_pools_conv_maps_only_when_the_first_block_convolves():
+    assert _ff(build("lenet5", (1, 28, 28), 10)).goodness_conv == "channel_max"
+    assert _ff(build("mlp", (1, 28, 28), 10)).goodness_conv == "mean_square"
+    assert _ff(build("lenet5", (1, 28, 28), 10), ff_goodness="mean_square").goodness_conv == "mean_square"
+
+
+def test_goodness_known_values_against_a_float64_reference():
+    """z[b, c, i, j] with distinct values: every reduction by hand, in float64."""
+    z = torch.arange(2 * 3 * 4 * 5, dtype=torch.float64).view(2, 3, 4, 5).sub(50.0).div(7.0)
+    flat = z.flatten(2)
+    expected = {
+        "mean_square": (flat**2).mean(dim=(1, 2)),
+        "channel_mean": (flat.sum(2) / 20) ** 2,
+        "channel_max": flat.max(2).values ** 2,
+    }
+    expected = {k: v.mean(1) if v.dim() == 2 else v for k, v in expected.items()}
+    for kind, reference in expected.items():
+        got = losses.goodness(z.float(), kind)
+        assert got.dtype == torch.float32 and got.shape == (2,)
+        assert torch.allclose(got.double(), reference, rtol=1e-6), kind
+    # the pooled forms differ from the mean of local squares on the same map
+    assert not torch.allclose(expected["channel_max"], expected["mean_square"])
+    assert not torch.allclose(expected["channel_mean"], expected["mean_square"])
+    # sample 0 by hand: channel maxima are z[0, c, 3, 4] = (20c + 19 - 50)/7
+    by_hand = sum(((20 * c + 19 - 50) / 7) ** 2 for c in range(3)) / 3
+    assert losses.goodness(z.float(), "channel_max")[0].item() == pytest.approx(by_hand, rel=1e-6)
+
+
+@pytest.mark.parametrize("kind", ["channel_mean", "channel_max"])
+def test_pooled_goodness_ignores_where_a_channel_fires(kind):
+    """Shifting the map (circularly) or permuting its positions leaves a pooled goodness unchanged,
+    and a feature moved from one corner to the other keeps it; the mean of local squares would
+    too, but a pooled goodness also changes when the SAME energy is spread over more positions."""
+    torch.manual_seed(0)
+    z = torch.randn(4, 6, 7, 7).relu()
+    g = losses.goodness(z, kind)
+    assert torch.allclose(losses.goodness(torch.roll(z, shifts=(2, -3), dims=(2, 3)), kind), g, rtol=1e-6)
+    perm = torch.randperm(49)
+    assert torch.allclose(losses.goodness(z.flatten(2)[:, :, perm].view_as(z), kind), g, rtol=1e-6)
+    spot = torch.zeros(1, 1, 4, 4)
+    spot[0, 0, 0, 0] = 2.0
+    moved = torch.zeros(1, 1, 4, 4)
+    moved[0, 0, 3, 3] = 2.0
+    spread = torch.full((1, 1, 4, 4), 0.5)  # the same sum of squares (4.0) over all 16 positions
+    assert losses.goodness(spot, kind).item() == losses.goodness(moved, kind).item()
+    assert losses.goodness(spot, "mean_square").item() == pytest.approx(losses.goodness(spread, "mean_square").item())
+    assert losses.goodness(spot, kind).item() != pytest.approx(losses.goodness(spread, kind).item())
+
+
+def test_vector_goodness_is_the_mean_square_whatever_the_setting():
+    """A fully connected block's output has no positions: every setting gives the same numbers, so
+    the MLP's ff is the same bit for bit."""
+    z = torch.randn(5, 17)
+    reference = losses.goodness(z)
+    for kind in losses.FF_GOODNESS:
+        assert torch.equal(losses.goodness(z, kind), reference)
+    with pytest.raises(ValueError, match="unknown ff goodness 'sum'"):
+        losses.goodness(torch.randn(2, 3, 4, 4), "sum")
+
+
+def test_waves_default_amplitude_is_one_whatever_the_image():
+    """Under `waves` the label's amplitude is WAVE_AMPLITUDE (1, the data's unit std), not the
+    image's maximum (the `pixels` default): two images with different maxima get the same wave."""
+    mode = _ff(build("lenet5", (1, 28, 28), 10))
+    assert mode.embedding == "waves" and WAVE_AMPLITUDE == 1.0
+    x = torch.zeros(2, 1, 28, 28)
+    x[0, 0, 5, 5], x[1, 0, 9, 9] = 1.0, 8.0
+    code = F.one_hot(torch.tensor([3, 3]), 10).float()
+    added = mode.embed(x, code) - x
+    assert torch.allclose(added, label_waves(10, 28, 28)[3].expand(2, 1, 28, 28), atol=1e-6)
+    assert _ff(build("mlp", (1, 28, 28), 10)).embedding == "pixels"  # keeps the image maximum
 
 
 def test_label_waves_known_values():

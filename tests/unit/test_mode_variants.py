@@ -277,8 +277,9 @@ def test_ff_batched_goodness_equals_a_loop_over_the_labels(arch, shape, blocks):
             h = mode.embed(x, F.one_hot(torch.full((BATCH,), c), NUM_CLASSES))
             for k, block in enumerate(model.blocks):
                 h = block(h)
-                if k >= first:
-                    looped[:, c] += h.pow(2).flatten(1).mean(1)
+                if k >= first:  # a conv map's goodness: each channel's max over positions, squared
+                    pooled = h.amax(dim=(2, 3)) if h.dim() == 4 else h
+                    looped[:, c] += pooled.pow(2).flatten(1).mean(1)
         mode.predict_max_samples = 3 * NUM_CLASSES  # chunks of 3 images
         chunked, _ = mode.predict(x)
     assert readout == "goodness" and mode.readout == "goodness"
@@ -361,6 +362,7 @@ def test_new_options_have_their_defaults():
     assert training["predsim_conv_features"] == "std"
     assert training["ff_readout"] == "goodness"
     assert training["ff_goodness_blocks"] == "all"
+    assert training["ff_goodness"] == "auto"
 
 
 @pytest.mark.parametrize("value", [1.5, -0.1, True])
@@ -378,6 +380,7 @@ def test_predsim_beta_outside_the_unit_interval_is_refused_by_the_schema(value):
         ("layerwise_seq-predsim", "predsim_conv_features", "max", "allowed: std, flatten, pool"),
         ("ff", "ff_readout", "argmax", "allowed: goodness, softmax"),
         ("ff", "ff_goodness_blocks", "last", "allowed: all, all_but_first"),
+        ("ff", "ff_goodness", "sum", "allowed: auto, mean_square, channel_mean, channel_max"),
     ],
 )
 def test_bad_option_values_name_the_key_and_the_allowed_values(name, key, value, message):
