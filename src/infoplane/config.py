@@ -467,7 +467,7 @@ def gpus_per_job(config: Mapping) -> int:
 
 
 def snapshot_bytes(config: Mapping) -> int:
-    """Bytes the config's activation snapshots take: runs × snapshot epochs × eval samples × values."""
+    """Bytes the config's activation snapshots take: runs × splits × snapshot epochs × eval samples × values."""
     from . import data, models
 
     itemsize = 2 if config["snapshots"]["dtype"] == "float16" else 4
@@ -478,7 +478,8 @@ def snapshot_bytes(config: Mapping) -> int:
             net = models.build(arch, meta["in_shape"], meta["num_classes"])
             values = sum(math.prod(shape) for shape in net.layer_shapes())
             per_epoch += values * config["snapshots"]["eval_size"] * itemsize
-    return per_epoch * len(snapshot_epochs(config)) * len(config["modes"]) * len(config["seeds"])
+    epochs = len(snapshot_epochs(config)) * len(config["snapshots"]["splits"])
+    return per_epoch * epochs * len(config["modes"]) * len(config["seeds"])
 
 
 def plan_summary(config: Mapping) -> str:
@@ -487,7 +488,8 @@ def plan_summary(config: Mapping) -> str:
     size = snapshot_bytes(config)
     return (
         f"infoplane: {runs} runs × {config['training']['epochs']} epochs; activation snapshots at "
-        f"{len(snapshot_epochs(config))} epochs per run will take {size:,} bytes ({size / 2**30:.2f} GiB)"
+        f"{len(snapshot_epochs(config))} epochs per run ({' and '.join(config['snapshots']['splits'])} split"
+        f"{'s' * (len(config['snapshots']['splits']) > 1)}) will take {size:,} bytes ({size / 2**30:.2f} GiB)"
         f" under {os.path.join(config['output_root'], 'train')}"
     )
 

@@ -101,7 +101,8 @@ def job_gpu_mem_mb(stage: str, config: Mapping, dataset: str, arch: str, mode: s
     net = network_profile(dataset, arch)
     eval_n = int(config["snapshots"]["eval_size"])
     if stage == "train":
-        data_bytes = (net["train_images"] + net["test_images"] + 4 * eval_n) * net["image_values"]
+        eval_sets = len(config["snapshots"].get("splits", ["test"]))  # float32 eval set of every split
+        data_bytes = (net["train_images"] + net["test_images"] + 4 * eval_n * eval_sets) * net["image_values"]
         param_bytes = net["params"] * 16 * (1 if mode.split("-")[0] == "e2e" else 2)
         act_bytes = int(config["training"]["batch_size"]) * net["activations"] * 4 * 2
         eval_batch = min(eval_n, int(config["training"].get("eval_batch_size", EVAL_BATCH_SIZE)))

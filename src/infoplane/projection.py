@@ -59,6 +59,8 @@ def cells(experiment: str, config: Mapping) -> list[Cell]:
     training, seeds = config["training"], config["seeds"]
     snaps = config_mod.snapshot_epochs(config)
     probed = 2 if config["probe"]["epochs"] == "ends" and len(snaps) > 1 else len(snaps)
+    splits = len(config["snapshots"]["splits"])  # every split is snapshotted, measured and probed
+    probed *= splits
     limit = config["data"].get("train_limit")
     out = []
     for dataset in config["datasets"]:
@@ -67,7 +69,7 @@ def cells(experiment: str, config: Mapping) -> list[Cell]:
         for arch in config["archs"]:
             for mode in config["modes"]:
                 out.append(Cell(experiment, dataset, arch, mode, len(seeds), int(training["epochs"]), images,
-                                int(training["batch_size"]), len(snaps), probed))  # fmt: skip
+                                int(training["batch_size"]), len(snaps) * splits, probed))  # fmt: skip
     return out
 
 
