@@ -28,8 +28,9 @@ def test_benchmark_quick_smoke_run():
     protocol = next(line for line in lines if line.startswith("| lenet5 (28 px) | 200 | 3 x 64 | 5 |"))
     assert protocol.split("|")[9].strip().endswith("%")  # what the null adds
     assert protocol.split("|")[15].strip().endswith("%")  # what the null adds to a run's later snapshot
-    # the ridge table: a time in the second cell, printed as 0.00254 or 5.16e-05
-    assert sum(bool(re.match(r"\| (64|128) \| (?=[^|]*[.e])[0-9.e+-]+ \|", line)) for line in lines) == 2
+    # the ridge table: a time in the second cell, printed as 0.00254 or 5.16e-05, and block/potri
+    ridge_rows = [line for line in lines if re.match(r"\| 7 x (64|128) \| (?=[^|]*[.e])[0-9.e+-]+ \|", line)]
+    assert len(ridge_rows) == 2 and all(float(r.split("|")[5]) > 0 for r in ridge_rows)
     mi_rows = [line for line in lines if line.startswith(("| renyi |", "| kde |", "| binning |"))]
     assert len(mi_rows) == 3 * 2  # each MI estimator without and with the null
     assert all(float(r.split("|")[-2]) > 0 for r in mi_rows)

@@ -349,7 +349,7 @@ def test_the_layers_as_one_stack_equal_each_layer_alone(permutations, per_stack,
 def test_x_and_y_preparations_are_built_once_per_batch_stack(monkeypatch):
     """Three layers x (4 estimators, one kernel setting): the X and Y kernels, their R and their
     preparation are built once for the whole stack of batches; the layers' kernel and R once, as one stack."""
-    calls = {"gaussian": [], "onehot": [], "ridge": 0, "prepare": []}
+    calls = {"gaussian": [], "onehot": [], "ridge": 0, "low_rank_ridge": 0, "prepare": []}
     for name in ("gaussian", "onehot"):
         original = KERNELS.get(name)
 
@@ -358,13 +358,12 @@ def test_x_and_y_preparations_are_built_once_per_batch_stack(monkeypatch):
             return _original(geometry, **kw)
 
         monkeypatch.setitem(KERNELS._entries, name, counted)
-    original_ridge = kernel.ridge_matrix
+    for route, key in [("ridge_matrix", "ridge"), ("low_rank_ridge", "low_rank_ridge")]:
+        def counted_ridge(*args, _original=getattr(kernel, route), _key=key, **kw):
+            calls[_key] += 1
+            return _original(*args, **kw)
 
-    def counted_ridge(*args, **kw):
-        calls["ridge"] += 1
-        return original_ridge(*args, **kw)
-
-    monkeypatch.setattr(kernel, "ridge_matrix", counted_ridge)
+        monkeypatch.setattr(kernel, route, counted_ridge)
     original_prepare = kernel.KernelEstimator.prepare
 
     def counted_prepare(self, data, role, s):
@@ -378,7 +377,8 @@ def test_x_and_y_preparations_are_built_once_per_batch_stack(monkeypatch):
     assert len(df) == 12
     assert calls["gaussian"] == ["x", "layer '0', layer '1', layer '2'"]  # the layers as one LayerStack
     assert calls["onehot"] == ["y"]
-    assert calls["ridge"] == 2 + 1  # X, Y, then the layers' stack (nocco and nocco_normalized share R)
+    assert calls["ridge"] == 1 + 1  # X, then the layers' stack (nocco and nocco_normalized share R)
+    assert calls["low_rank_ridge"] == 1  # Y: one-hot labels, R from their 3 class columns
     assert calls["prepare"] == ["x", "y"]  # shared by all four estimators
 
 

@@ -19,8 +19,10 @@ best of repeats, so a shared machine's load hits numerator and denominator alike
    run's snapshots after the first pay it (``run_s``: X's and Y's references kept in a
    ``ReferenceCache``), against all those GEMMs and against the layers' GEMMs alone (``layer_gemm_s``:
    what such a snapshot still needs).
-4. the ways of forming R = K~(K~ + eps m I)^-1: I - eps m C^-1 from the Cholesky factor (the engine's),
-   the Cholesky solve with m right-hand sides, the symmetric eigendecomposition.
+4. the ways of forming R = K~(K~ + eps m I)^-1 for a stack of 7 kernels: I - eps m C^-1 as the engine
+   forms it (``ridge.spd_inverse``: on the CPU at m in ``BLOCK_SIZES`` the block inverse, else potrf
+   + potri), both of those routes forced, the Cholesky solve with m right-hand sides, the symmetric
+   eigendecomposition.
 5. how far a float32 GEMM moves nocco against a float64 GEMM on three kinds of data.
 6. Renyi's null against its values: one layer's ``score`` with P = 0 and P = 32 at alpha = 1.01 and
    alpha = 2 (closed form), and their ratio (target <= 3).
@@ -292,18 +294,22 @@ def protocol_table(archs, n, batch_size, permutations, device, repeat_seconds) -
 # --------------------------------------------------------------------------- 4. and 5.
 
 
-def ridge_table(sizes, device, repeat_seconds) -> list[str]:
-    lines = ["| m | cholesky-inverse_s (engine) | solve_s | eigh_s | solve/engine | eigh/engine | max abs diff to eigh |",
-             "|---:|---:|---:|---:|---:|---:|---:|"]
+def ridge_table(sizes, device, repeat_seconds, batches: int = 7) -> list[str]:
+    lines = [f"| B x m | engine_s | potri_s | block_s | block/potri | solve_s | eigh_s | solve/engine | eigh/engine "
+             "| max abs diff to eigh (engine) |",
+             "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     _print(lines)
     gen = torch.Generator().manual_seed(1)
     for m in sizes:
-        centered = Geometry(torch.randn(1, m, 784, generator=gen).to(device), "x").kernel(
+        centered = Geometry(torch.randn(batches, m, 784, generator=gen).to(device), "x").kernel(
             "gaussian", sigma=SIGMA, bandwidth=PAPER["bandwidth"]).centered
-        t = best_times({method: (lambda method=method: ridge_matrix(centered, EPS, method))
-                        for method in ("cholesky", "solve", "eigh")}, device, repeat_seconds)
+        fns = {method: (lambda method=method: ridge_matrix(centered, EPS, method)) for method in ("cholesky", "solve", "eigh")}
+        fns |= {route: (lambda block=block: ridge_matrix(centered, EPS, block=block))
+                for route, block in (("potri", False), ("block", True))}
+        t = best_times(fns, device, repeat_seconds)
         diff = float((ridge_matrix(centered, EPS) - ridge_matrix(centered, EPS, "eigh")).abs().max())
-        lines.append(f"| {m} | {_fmt(t['cholesky'])} | {_fmt(t['solve'])} | {_fmt(t['eigh'])} | "
+        lines.append(f"| {batches} x {m} | {_fmt(t['cholesky'])} | {_fmt(t['potri'])} | {_fmt(t['block'])} | "
+                     f"{t['block'] / t['potri']:.2f} | {_fmt(t['solve'])} | {_fmt(t['eigh'])} | "
                      f"{t['solve'] / t['cholesky']:.2f} | {t['eigh'] / t['cholesky']:.2f} | {diff:.1e} |")
         print(lines[-1], flush=True)
     return lines
@@ -526,7 +532,8 @@ def main(argv: list[str] | None = None) -> None:
               "references, score = one layer with its null)\n", flush=True)
         mi_table(MI_CASES if not args.quick else ((2, 64, 256),), device, args.repeat_seconds)
     if "ridge" not in skip:
-        print("\n## Forming R (float64): I - eps m C^-1 from the Cholesky factor vs the solve vs eigh\n", flush=True)
+        print("\n## Forming R (float64) for 7 kernels: I - eps m C^-1 (engine: block inverse or potri) vs the solve vs eigh\n",
+              flush=True)
         ridge_table(sizes, device, args.repeat_seconds)
     if "precision" not in skip:
         print("\n## float32 vs float64 distance GEMM (Gaussian kernels)\n", flush=True)

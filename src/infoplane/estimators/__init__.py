@@ -28,7 +28,7 @@ _PUBLIC = {
     "BANDWIDTHS": "geometry", "KERNELS": "geometry", "Geometry": "geometry", "resolve_device": "geometry",
     "squared_distances": "geometry",
     "Cka": "kernel", "CkaUnbiased": "kernel", "KernelEstimator": "kernel", "KernelStack": "kernel", "Nocco": "kernel",
-    "NoccoNormalized": "kernel", "gram": "kernel", "nhsic": "kernel", "ridge_matrix": "kernel",
+    "NoccoNormalized": "kernel", "gram": "kernel", "nhsic": "kernel", "ridge_matrix": "ridge", "spd_inverse": "ridge",
     "MIEstimator": "mutual_information", "Permutations": "null",
     "RenyiEstimator": "renyi", "matrix_renyi_entropy": "renyi", "KDEEstimator": "kde",
     "BinningEstimator": "binning", "binning_range_max": "binning",

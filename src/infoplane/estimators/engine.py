@@ -30,7 +30,8 @@ columns after ``FRAME_COLUMNS`` (NaN in other estimators' rows).
 
 Host syncs: one per Gram stack (finite check from the Gram diagonal; one for all the layers of
 a ``LayerStack``), one per factorization stack (which members need the eigh fallback), one for
-the median fallback of the median rules, and one when the frame is built; none per batch or per
+the median fallback of the median rules, one per one-hot kernel (the classes present, for
+its low-rank ridge), and one when the frame is built; none per batch or per
 value, and for the kernel estimators none per layer (they score a snapshot's layers as one stack). Everything runs on ``device``
 (``"auto"``: CUDA when available, else the CPU); no CUDA is assumed.
 """

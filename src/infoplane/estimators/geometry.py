@@ -102,9 +102,17 @@ def _gemm_dtype(dtype: torch.dtype, m: int, d: int) -> torch.dtype:
 
 
 def bdot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """sum over all but the first axis of a * b, (B,): one batched BLAS dot, no temporary."""
+    """sum over all but the first axis of a * b, (B,). On a GPU one batched GEMV (one launch, no
+    temporary). On the CPU, where a batched GEMV of (1, n) x (n, 1) runs at a third of a dot's speed
+    (0.09 ms against 0.04 ms for a (7, 128, 128) stack): a BLAS dot per member of 2**14 elements or
+    more (a temporary there would cost more than the loop: 2.3 ms against 24 ms at (7, 1000, 1000)),
+    the product's sum for smaller members (0.04 ms against 0.4 ms for the loop at (128, 32, 32))."""
     n = a.shape[0]
-    return torch.bmm(a.reshape(n, 1, -1), b.reshape(n, -1, 1)).reshape(n)
+    if a.device.type != "cpu":
+        return torch.bmm(a.reshape(n, 1, -1), b.reshape(n, -1, 1)).reshape(n)
+    if a[0].numel() >= 1 << 14:
+        return torch.stack([torch.dot(u.reshape(-1), v.reshape(-1)) for u, v in zip(a, b)]) if n else a.new_zeros(0)
+    return (a * b).reshape(n, -1).sum(dim=1)
 
 
 class Geometry:

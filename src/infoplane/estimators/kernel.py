@@ -36,21 +36,14 @@ so every estimator are blind: the Gaussian kernel as K - 1 = expm1(-D/(2 s^2)) (
 precision when the kernel is nearly constant, the fixed-sigma regime of small activations), the
 linear one as F F^T of the centered features F (= K~ exactly). Distances: ``geometry``.
 
-R = K~ (K~ + eps m I)^-1 = I - eps m C^-1 with C = K~ + eps m I: one batched Cholesky factorization
-C = L L^T (m^3/3 flops) and C^-1 from the factor (LAPACK potri, ``torch.cholesky_inverse``, 2m^3/3
-flops, symmetric by construction). This is chosen over the Cholesky solve C R = K~ with m right-hand
-sides (2m^3 flops): R is needed in full (for the gathered null, Y and the ceiling), and the
-identity R = I - eps m C^-1 gives it at a third of the solve's cost (1 m^3 vs 2.33 m^3 in all). The
-accuracy is the solve's: both have a forward error of order cond(C) u in R (cond(C) = (l_max + eps
-m) / (eps m)), as C^-1's error, relative to ||C^-1|| = 1/(eps m), is multiplied by eps m
-(``ridge_matrix(method="solve")`` keeps the solve; the tests compare both and the eigh form). If
-the factorization fails for a batch member (tiny eps), only that member gets R = U diag(l / (l +
-eps m)) U^T from the symmetric eigendecomposition K~ = U diag(l) U^T, l clamped at 0. Traces of
+R = K~ (K~ + eps m I)^-1 = I - eps m C^-1 with C = K~ + eps m I, C^-1 from a batched Cholesky
+factorization (``ridge``: the route, its cost, its accuracy, the eigh fallback). Traces of
 products of symmetric matrices are elementwise sums, tr(AB) = sum_ij A_ij B_ij.
 
 Host syncs: one per Gram stack (finite check from the Gram diagonal; one for all the layers of
 a ``LayerStack``), one per factorization stack (which members need the eigh fallback), one for
-the median fallback of the median rules, and one when the frame is built; none per batch or per
+the median fallback of the median rules, one per one-hot kernel (the classes present, for
+its low-rank ridge), and one when the frame is built; none per batch or per
 value, and for the kernel estimators none per layer (they score a snapshot's layers as one stack). Everything runs on ``device``
 (``"auto"``: CUDA when available, else the CPU); no CUDA is assumed.
 
@@ -69,6 +62,7 @@ from .base import ESTIMATORS, Scores, SettingError
 from .geometry import (BANDWIDTHS, KERNELS, Geometry, as_tensor, bdot, check_labels, kernel_key, positive,
                        resolve_device, warn_low_precision_matmul)
 from .null import Permutations
+from .ridge import low_rank_ridge, ridge_matrix
 from .settings import KernelSettings, RidgeKernelSettings
 
 #: The kernel family's declared defaults (the paper's protocol), for the one-call pair API.
@@ -84,10 +78,12 @@ class KernelStack:
     U-centering terms, R(eps), tr(R^2) and the packed references of the null are computed on first
     use, so a kernel compared with many others (X and Y against every layer) is prepared once."""
 
-    def __init__(self, base: torch.Tensor, *, centered: bool = False, sq_bandwidth: torch.Tensor | None = None) -> None:
+    def __init__(self, base: torch.Tensor, *, centered: bool = False, sq_bandwidth: torch.Tensor | None = None,
+                 features: torch.Tensor | None = None) -> None:
         if base.ndim != 3 or base.shape[1] != base.shape[2]:
             raise ValueError(f"a kernel stack must have shape (B, m, m), got {tuple(base.shape)}")
         self.base = base
+        self.features = features  # (B, m, r) centered, K~ = F F^T: the ridge in O(m^2 r) where r <= m / 2
         self.batches, self.m = base.shape[0], base.shape[1]
         self.sq_bandwidth = sq_bandwidth
         flat = base.reshape(self.batches, -1)
@@ -125,7 +121,9 @@ class KernelStack:
     def ridge(self, epsilon: float) -> torch.Tensor:
         """(B, m, m) R = K~ (K~ + eps m I)^-1 (``ridge_matrix``), once per epsilon."""
         if epsilon not in self._ridge:
-            self._ridge[epsilon] = ridge_matrix(self.centered, epsilon)
+            low_rank = self.features is not None and 2 * self.features.shape[-1] <= self.m
+            r = low_rank_ridge(self.features, epsilon) if low_rank else None
+            self._ridge[epsilon] = ridge_matrix(self.centered, epsilon) if r is None else r
         return self._ridge[epsilon]
 
     def ridge_sq(self, epsilon: float) -> torch.Tensor:
@@ -264,14 +262,21 @@ def linear_kernel(geometry: Geometry, **_) -> KernelStack:
 
     float64: the linear kernel is not scaled down like the Gaussian one, so for d < m float32
     rounding fills its null space with eigenvalues comparable to eps m and moves nocco ~1e-4."""
-    return KernelStack(geometry.inner(geometry.gram_dtype or torch.float64), centered=True)
+    dtype = geometry.gram_dtype or torch.float64
+    few = geometry.dim is not None and 2 * geometry.dim <= geometry.m and dtype == torch.float64
+    features = geometry.features(dtype)[0] if few else None
+    return KernelStack(geometry.inner(dtype), centered=True, features=features)
 
 
 @KERNELS.register("onehot")
 def onehot_kernel(geometry: Geometry, *, num_classes: int | None = None, **_) -> KernelStack:
-    """[y_i == y_j]: the linear kernel on one-hot label vectors (num_classes only validates)."""
+    """[y_i == y_j]: the linear kernel on one-hot label vectors (num_classes only validates); its
+    centered one-hot features (the classes present in the stack) give the ridge in O(m^2 C)."""
     labels = geometry.labels
-    return KernelStack((labels[:, :, None] == labels[:, None, :]).to(torch.float64))
+    classes, codes = torch.unique(labels, return_inverse=True)
+    onehot = torch.nn.functional.one_hot(codes, classes.numel()).to(torch.float64)
+    return KernelStack((labels[:, :, None] == labels[:, None, :]).to(torch.float64),
+                       features=onehot - onehot.mean(dim=1, keepdim=True))
 
 
 def _geometry(t: torch.Tensor, name: str, device: torch.device, gram_dtype: torch.dtype | None) -> Geometry:
@@ -301,54 +306,6 @@ def gram(a, kernel: str = _DEFAULTS["kernel_x"], sigma: float = _DEFAULTS["sigma
         fm = (f.double() @ mean.double().mT)[0, :, 0]
         return stack.base[0] + fm[:, None] + fm[None, :] + float(mean.double().square().sum())
     return stack.base[0]
-
-
-# --------------------------------------------------------------------------- ridge
-
-
-def ridge_matrix(centered: torch.Tensor, epsilon: float, method: str = "cholesky") -> torch.Tensor:
-    """R = K~ (K~ + eps m I)^-1 of a (m, m) or (B, m, m) centered kernel, float64.
-
-    ``cholesky`` (the engine's): batched Cholesky C = K~ + eps m I = L L^T, R = I - eps m C^-1 with
-    C^-1 from the factor (potri), 1 m^3 flops in all; ``solve``: the Cholesky solve C R = K~ with m
-    right-hand sides, 2.33 m^3; ``eigh``: R = U diag(l / (l + eps m)) U^T, l clamped at 0. For the
-    Cholesky methods, batch members whose factorization fails (not numerically positive definite)
-    get the eigh form; one sync to find them."""
-    if method not in ("cholesky", "solve", "eigh"):
-        raise ValueError(f"method must be 'cholesky', 'solve' or 'eigh', got {method!r}")
-    single = centered.ndim == 2
-    k = centered.unsqueeze(0) if single else centered
-    shift = epsilon * k.shape[-1]
-    if method == "eigh":
-        r = _ridge_eigh(k, shift)
-    else:
-        shifted = k.clone()
-        shifted.diagonal(dim1=-2, dim2=-1).add_(shift)
-        factor, info = torch.linalg.cholesky_ex(shifted)
-        del shifted
-        failed = info != 0
-        any_failed = bool(failed.any())
-        if any_failed:  # a partial factor must not reach potri / the solve
-            eye = torch.eye(k.shape[-1], dtype=factor.dtype, device=factor.device)
-            factor = torch.where(failed[:, None, None], eye, factor)
-        if method == "solve":
-            r = torch.cholesky_solve(k, factor)
-        else:
-            r = torch.cholesky_inverse(factor).mul_(-shift)
-            r.diagonal(dim1=-2, dim2=-1).add_(1.0)
-        if r.mT.is_contiguous():  # LAPACK's column-major output: R is symmetric, so R^T is R, row-major
-            r = r.mT
-        if any_failed:
-            idx = failed.nonzero().squeeze(1)
-            r[idx] = _ridge_eigh(k[idx], shift)
-    return r[0] if single else r
-
-
-def _ridge_eigh(k: torch.Tensor, shift: float) -> torch.Tensor:
-    lam, vec = torch.linalg.eigh(k)
-    lam = lam.clamp_min(0.0)
-    half = vec * (lam / (lam + shift)).sqrt()[:, None, :]
-    return half @ half.mT
 
 
 class KernelEstimator:
