@@ -180,6 +180,7 @@ def test_null_columns_aggregate_the_per_permutation_values(monkeypatch):
     assert row.permutations == count
 
     monkeypatch.setattr(null, "NULL_CHUNK_ELEMENTS", 1)
+    monkeypatch.setattr(null, "NULL_CHUNK_ELEMENTS_CPU", 1)  # one permutation per chunk on every device
     monkeypatch.setattr(null, "NULL_INDEX_CACHE_ELEMENTS", 0)
     chunked = measure_snapshot(x, y, [z1], [PAPER], batch_size=m, permutations=count, seed=5)
     pd.testing.assert_frame_equal(chunked, df, rtol=1e-13)

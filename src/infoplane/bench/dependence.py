@@ -53,7 +53,7 @@ from infoplane.estimators import (ESTIMATORS, Geometry, KernelStack, ReferenceCa
                                   resolve_device, ridge_matrix)
 from infoplane.estimators.geometry import _gemm_dtype
 from infoplane.estimators.settings import SETTINGS
-from infoplane.runtime import synchronize
+from infoplane.runtime import keep_freed_memory, synchronize
 
 PAPER = {"estimator": "nocco", **SETTINGS.get("nocco").defaults()}  # the paper's protocol: nocco's defaults
 EPS, SIGMA = PAPER["epsilon"], PAPER["sigma"]
@@ -501,10 +501,12 @@ def main(argv: list[str] | None = None) -> None:
         args.repeat_seconds = min(args.repeat_seconds, 0.05)
     skip = set(filter(None, args.skip.split(",")))
     torch.set_num_threads(args.threads)
+    allocator = "glibc keeps freed memory" if keep_freed_memory() else "as it is"  # as every job runs
     device = resolve_device(args.device)
     load = os.getloadavg() if hasattr(os, "getloadavg") else None
     print(f"# Dependence-engine benchmark: {machine(device)}; torch {torch.__version__}, "
-          f"{torch.get_num_threads()} thread(s); clock: {'wall' if device.type == 'cuda' else 'process CPU'} time; "
+          f"{torch.get_num_threads()} thread(s); allocator: {allocator}; "
+          f"clock: {'wall' if device.type == 'cuda' else 'process CPU'} time; "
           f"load average before: "
           f"{'—' if load is None else ', '.join(f'{v:.2f}' for v in load)}\n", flush=True)
     if "pair" not in skip:

@@ -353,6 +353,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
+    runtime.keep_freed_memory()  # as every job runs (runtime.setup_job)
     if args.quick:
         args.steps, args.repeats = 2, 1
     device = runtime.resolve_device(args.device)
