@@ -132,6 +132,16 @@ def keep_freed_memory() -> bool:
     return bool(mallopt(m_mmap_threshold, MMAP_THRESHOLD)) and bool(mallopt(m_trim_threshold, TRIM_THRESHOLD))
 
 
+def release_freed_memory() -> None:
+    """Give the free memory glibc keeps (``keep_freed_memory``) back to the kernel (malloc_trim), so
+    that the resident set is the live memory again: a peak-memory measurement starts from it."""
+    if sys.platform.startswith("linux"):
+        try:
+            ctypes.CDLL("libc.so.6").malloc_trim(0)
+        except (OSError, AttributeError):
+            pass
+
+
 def setup_job(threads: int | None, device_name: str) -> torch.device:
     """Logging to stderr (the rule's log), the allocator (``keep_freed_memory``), torch threads,
     device; logs which device is used."""

@@ -1,6 +1,7 @@
-"""The job runtime's allocator setting (infoplane.runtime.keep_freed_memory), seen through glibc's own
-accounting (mallinfo2) in a fresh interpreter each: with it a 20 MiB tensor comes from the heap and
-its memory stays for reuse; without it the tensor is mapped afresh and given back when freed."""
+"""The job runtime's allocator setting (infoplane.runtime.keep_freed_memory, release_freed_memory), seen
+through glibc's own accounting (mallinfo2) in a fresh interpreter each: with it a 20 MiB tensor comes
+from the heap and its memory stays for reuse until released; without it the tensor is mapped afresh
+and given back when freed."""
 
 from __future__ import annotations
 
@@ -15,18 +16,23 @@ from infoplane import runtime
 
 SCRIPT = """
 import ctypes, sys, torch
+from infoplane.runtime import keep_freed_memory, release_freed_memory
 class Info(ctypes.Structure):
     _fields_ = [(n, ctypes.c_size_t) for n in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks",
                                                 "fsmblks", "uordblks", "fordblks", "keepcost")]
 libc = ctypes.CDLL("libc.so.6")
 libc.mallinfo2.restype = Info
+def resident():
+    with open("/proc/self/status") as f:
+        return int(f.read().split("VmRSS:")[1].split()[0]) >> 10  # MiB
 if sys.argv[1] == "keep":
-    from infoplane.runtime import keep_freed_memory
     assert keep_freed_memory()
 a = torch.ones(5 << 20)  # 20 MiB
 mapped = libc.mallinfo2().hblkhd
 del a
-print(mapped >> 20, libc.mallinfo2().fordblks >> 20)
+kept, before = libc.mallinfo2().fordblks, resident()
+release_freed_memory()
+print(mapped >> 20, kept >> 20, before - resident())
 """
 
 
@@ -46,9 +52,10 @@ def test_keep_freed_memory_serves_large_tensors_from_the_heap_and_keeps_them():
                              env={"PYTHONPATH": str(src), "PATH": "/usr/bin:/bin"})
         assert run.returncode == 0, run.stderr
         out[mode] = [int(v) for v in run.stdout.split()]
-    mapped, kept = out["keep"]
+    mapped, kept, released = out["keep"]
     assert mapped < 20 and kept >= 20  # from the heap, and kept for the next tensor
-    mapped, kept = out["default"]
+    assert released >= 15  # until release_freed_memory gives it back (MiB; a peak measurement's start)
+    mapped, kept, _ = out["default"]
     assert mapped >= 20 and kept < 20  # mapped afresh, and returned when freed
 
 

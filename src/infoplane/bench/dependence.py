@@ -53,7 +53,7 @@ from infoplane.estimators import (ESTIMATORS, Geometry, KernelStack, ReferenceCa
                                   resolve_device, ridge_matrix)
 from infoplane.estimators.geometry import _gemm_dtype
 from infoplane.estimators.settings import SETTINGS
-from infoplane.runtime import keep_freed_memory, synchronize
+from infoplane.runtime import keep_freed_memory, release_freed_memory, synchronize
 
 PAPER = {"estimator": "nocco", **SETTINGS.get("nocco").defaults()}  # the paper's protocol: nocco's defaults
 EPS, SIGMA = PAPER["epsilon"], PAPER["sigma"]
@@ -81,6 +81,7 @@ def peak_memory(fn: Callable[[], object], device: torch.device) -> tuple[object,
         out = fn()
         synchronize(device)
         return out, (torch.cuda.max_memory_allocated(device) - base) / 2**20
+    release_freed_memory()  # what glibc keeps for reuse would otherwise hide the call's own peak
     try:
         base = _rss_kib("VmRSS")
         with open("/proc/self/clear_refs", "w") as f:

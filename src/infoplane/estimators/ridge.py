@@ -27,10 +27,11 @@ from __future__ import annotations
 import torch
 
 #: Sizes m at which C^-1 is formed by ``block_spd_inverse`` on the CPU: where it beat potrf + potri
-#: in the benchmark's ridge table for a stack of 7 (block/potri 0.81 at m = 96, 0.64 at 128; 1.57 at
-#: 200, 1.18 at 256, 2.1 at 1000, where LAPACK's own blocking pays). Elsewhere, and on GPUs (where
-#: the extra launches cost more than the flops), potrf + potri.
-BLOCK_SIZES = range(96, 161)
+#: in the benchmark's ridge table for a stack of 7, two runs, one thread (block/potri 0.80 at
+#: m = 96, 0.62 at 128, 0.96 at 160, 0.93 at 200, 0.76-0.80 at 256, 0.84 at 384, 0.74-0.76 at 512;
+#: 1.06 at 64 and 1.00-1.06 at 1000, where LAPACK's own blocking pays). Elsewhere, and on GPUs
+#: (where the extra launches cost more than the flops), potrf + potri.
+BLOCK_SIZES = range(96, 513)
 
 RIDGE_METHODS = ("cholesky", "solve", "eigh")
 
