@@ -10,16 +10,20 @@ R (cond(C) = (l_max + eps m) / (eps m)), as C^-1's error, relative to ||C^-1|| =
 multiplied by eps m (``ridge_matrix(method="solve")`` keeps the solve; the tests compare both and
 the eigh form).
 
-On the CPU, for the m of the paper's protocol (``BLOCK_SIZES``), LAPACK's potrf and potri on a
-128 x 128 matrix run at a sixth of the float64 GEMM rate, so C^-1 is formed one level of 2 x 2
-blocks down (``block_spd_inverse``): two half-size factorizations and inverses, a triangular solve
-and four half-size GEMMs, the same m^3 flops (measured 0.93 ms against 1.43 ms for a (7, 128, 128)
+On the CPU, for 96 <= m <= 512 (``BLOCK_SIZES``; the paper's m = 128 among them), LAPACK's potrf and
+potri on a 128 x 128 matrix run at a sixth of the float64 GEMM rate, so C^-1 is formed one level of
+2 x 2 blocks down (``block_spd_inverse``): two half-size factorizations and inverses, a triangular
+solve and four half-size GEMMs, the same m^3 flops (1.0 ms against 1.6 ms for a (7, 128, 128)
 stack, one thread; the benchmark's ridge table prints both routes at several m). It is block Cholesky: the Schur
 complement is S = A22 - X^T X with X = L11^-1 A12 from the triangular solve (as potrf forms it),
 so it is as backward stable; in the tests its R is within 1e-12 of the eigh form where potri's is
 within 1e-13. If the factorization fails for a batch member (tiny eps: C not numerically
 positive definite), only that member gets R = U diag(l / (l + eps m)) U^T from the symmetric
 eigendecomposition K~ = U diag(l) U^T, l clamped at 0; one sync to find such members.
+
+A centered kernel given by few centered features, K~ = F F^T with F (m, r), r <= m / 2 (one-hot
+labels: r = the classes; a linear kernel of few units), has R = F (F^T F + eps m I_r)^-1 F^T
+(``low_rank_ridge``): an r x r factorization and O(m^2 r) flops instead of m^3.
 """
 
 from __future__ import annotations
