@@ -114,6 +114,17 @@ def setup_logging() -> None:
 MMAP_THRESHOLD, TRIM_THRESHOLD = 32 << 20, 128 << 20
 
 
+def _glibc() -> ctypes.CDLL | None:
+    """The C library where it is glibc on Linux (it has mallopt and malloc_trim), else None."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return None
+    return libc if hasattr(libc, "mallopt") and hasattr(libc, "malloc_trim") else None  # musl lacks them
+
+
 def keep_freed_memory() -> bool:
     """Make glibc's malloc keep freed memory for reuse; whether it applied (glibc on Linux only).
 
@@ -121,25 +132,19 @@ def keep_freed_memory() -> bool:
     freed heap to the kernel, so the engine's many short-lived tensors of 0.1-15 MB page-fault on
     every call: with P = 32 a LeNet5 snapshot spent 7.6 ms of 51 in the kernel (5,400 page faults);
     with these thresholds 0.3 ms (136). The cost is up to TRIM_THRESHOLD of memory kept by the process."""
-    if not sys.platform.startswith("linux"):
-        return False
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-        mallopt = libc.mallopt
-    except (OSError, AttributeError):  # not glibc (musl, ...)
+    libc = _glibc()
+    if libc is None:
         return False
     m_trim_threshold, m_mmap_threshold = -1, -3  # malloc.h
-    return bool(mallopt(m_mmap_threshold, MMAP_THRESHOLD)) and bool(mallopt(m_trim_threshold, TRIM_THRESHOLD))
+    return bool(libc.mallopt(m_mmap_threshold, MMAP_THRESHOLD)) and bool(libc.mallopt(m_trim_threshold, TRIM_THRESHOLD))
 
 
 def release_freed_memory() -> None:
     """Give the free memory glibc keeps (``keep_freed_memory``) back to the kernel (malloc_trim), so
     that the resident set is the live memory again: a peak-memory measurement starts from it."""
-    if sys.platform.startswith("linux"):
-        try:
-            ctypes.CDLL("libc.so.6").malloc_trim(0)
-        except (OSError, AttributeError):
-            pass
+    libc = _glibc()
+    if libc is not None:
+        libc.malloc_trim(0)
 
 
 def setup_job(threads: int | None, device_name: str) -> torch.device:

@@ -111,7 +111,7 @@ def bdot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     if a.device.type != "cpu":
         return torch.bmm(a.reshape(n, 1, -1), b.reshape(n, -1, 1)).reshape(n)
     if a[0].numel() >= 1 << 14:
-        return torch.stack([torch.dot(u.reshape(-1), v.reshape(-1)) for u, v in zip(a, b)]) if n else a.new_zeros(0)
+        return torch.stack([torch.dot(u.reshape(-1), v.reshape(-1)) for u, v in zip(a, b)])
     return (a * b).reshape(n, -1).sum(dim=1)
 
 

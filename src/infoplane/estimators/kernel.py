@@ -62,7 +62,7 @@ from .base import ESTIMATORS, Scores, SettingError
 from .geometry import (BANDWIDTHS, KERNELS, Geometry, as_tensor, bdot, check_labels, kernel_key, positive,
                        resolve_device, warn_low_precision_matmul)
 from .null import Permutations
-from .ridge import low_rank_ridge, ridge_matrix
+from .ridge import low_rank_pays, low_rank_ridge, ridge_matrix
 from .settings import KernelSettings, RidgeKernelSettings
 
 #: The kernel family's declared defaults (the paper's protocol), for the one-call pair API.
@@ -83,7 +83,7 @@ class KernelStack:
         if base.ndim != 3 or base.shape[1] != base.shape[2]:
             raise ValueError(f"a kernel stack must have shape (B, m, m), got {tuple(base.shape)}")
         self.base = base
-        self.features = features  # (B, m, r) centered, K~ = F F^T: the ridge in O(m^2 r) where r <= m / 2
+        self.features = features  # (B, m, r) centered, K~ = F F^T: the ridge in O(m^2 r) where that pays
         self.batches, self.m = base.shape[0], base.shape[1]
         self.sq_bandwidth = sq_bandwidth
         flat = base.reshape(self.batches, -1)
@@ -121,7 +121,7 @@ class KernelStack:
     def ridge(self, epsilon: float) -> torch.Tensor:
         """(B, m, m) R = K~ (K~ + eps m I)^-1 (``ridge_matrix``), once per epsilon."""
         if epsilon not in self._ridge:
-            low_rank = self.features is not None and 2 * self.features.shape[-1] <= self.m
+            low_rank = self.features is not None and low_rank_pays(self.features.shape[-1], self.m)
             r = low_rank_ridge(self.features, epsilon) if low_rank else None
             self._ridge[epsilon] = ridge_matrix(self.centered, epsilon) if r is None else r
         return self._ridge[epsilon]
@@ -263,7 +263,7 @@ def linear_kernel(geometry: Geometry, **_) -> KernelStack:
     float64: the linear kernel is not scaled down like the Gaussian one, so for d < m float32
     rounding fills its null space with eigenvalues comparable to eps m and moves nocco ~1e-4."""
     dtype = geometry.gram_dtype or torch.float64
-    few = geometry.dim is not None and 2 * geometry.dim <= geometry.m and dtype == torch.float64
+    few = geometry.dim is not None and low_rank_pays(geometry.dim, geometry.m) and dtype == torch.float64
     features = geometry.features(dtype)[0] if few else None
     return KernelStack(geometry.inner(dtype), centered=True, features=features)
 

@@ -126,6 +126,11 @@ def ridge_matrix(centered: torch.Tensor, epsilon: float, method: str = "cholesky
     return r[0] if single else r
 
 
+def low_rank_pays(rank: int, m: int) -> bool:
+    """Whether ``low_rank_ridge`` is the route for features of this rank: r <= m / 2."""
+    return 2 * rank <= m
+
+
 def low_rank_ridge(features: torch.Tensor, epsilon: float) -> torch.Tensor | None:
     """R of the centered kernel K~ = F F^T of (B, m, r) centered features F, r < m, by the push-through
     identity R = F (F^T F + eps m I_r)^-1 F^T = P^T P with P = L^-1 F^T, L L^T = F^T F + eps m I_r:
