@@ -38,3 +38,15 @@ def test_benchmark_quick_smoke_run():
     assert len(renyi_rows) == 2 and all(float(r.split("|")[6]) > 1 for r in renyi_rows)  # the null costs more
     minibatch = next(line for line in lines if line.startswith("| 2000 | 256 | 200 | 10 |"))
     assert float(minibatch.split("|")[7]) > 0 and -1 < float(minibatch.split("|")[9]) <= 1  # ratio, CKA_mb
+
+
+def test_benchmark_says_no_cuda_for_each_table_without_a_gpu():
+    """--device cuda on a machine that sees no GPU: every table not skipped says "no CUDA", exit 0."""
+    src = Path(__file__).resolve().parents[2] / "src"
+    env = {**os.environ, "PYTHONPATH": f"{src}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
+           "CUDA_VISIBLE_DEVICES": ""}
+    out = subprocess.run([sys.executable, "-m", "infoplane.bench.dependence", "--device", "cuda", "--skip", "mi,ridge"],
+                         env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    said = [line for line in out.stdout.splitlines() if line.startswith("## ")]
+    assert said == [f"## {t}: no CUDA" for t in ("pair", "cka", "protocol", "renyi", "minibatch", "sweep", "precision")]

@@ -473,6 +473,10 @@ def sweep_table(device: torch.device, config_path: str | None, arch: str = "lene
               f"{_fmt(elapsed)} | {_fmt(elapsed / len(epochs))} |", flush=True)
 
 
+#: The tables, in the order they print (``--skip`` names them).
+TABLES = ("pair", "cka", "protocol", "renyi", "minibatch", "sweep", "mi", "ridge", "precision")
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="tiny sizes, for a smoke run in seconds")
@@ -488,8 +492,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--config", default="config.yaml",
                    help="the config whose dependence job the sweep table times (default: config.yaml; the "
                         "schema's defaults where that file does not exist)")
-    p.add_argument("--skip", default="",
-                   help="comma-separated tables to skip: pair,cka,protocol,renyi,minibatch,sweep,mi,ridge,precision")
+    p.add_argument("--skip", default="", help=f"comma-separated tables to skip: {','.join(TABLES)}")
     args = p.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",")]
     dims = [int(s) for s in args.dims.split(",")]
@@ -501,6 +504,12 @@ def main(argv: list[str] | None = None) -> None:
         archs = {"lenet5 (28 px)": ARCHS["lenet5 (28 px)"]}
         args.repeat_seconds = min(args.repeat_seconds, 0.05)
     skip = set(filter(None, args.skip.split(",")))
+    if args.device == "cuda" and not torch.cuda.is_available():  # the CUDA rows, said not measured
+        print("# Dependence-engine benchmark: no CUDA (this machine sees no CUDA GPU); "
+              "`--device cpu` prints the CPU rows\n")
+        for table in (t for t in TABLES if t not in skip and not (args.quick and t == "sweep")):
+            print(f"## {table}: no CUDA")
+        return
     torch.set_num_threads(args.threads)
     allocator = "glibc keeps freed memory" if keep_freed_memory() else "as it is"  # as every job runs
     device = resolve_device(args.device)
